@@ -1,0 +1,30 @@
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := -e libs/common -e services/message -e services/time_consuming -e services/sender -e services/receiver -e .[dev]
+AMQP_URI ?= amqp://guest:guest@localhost:5672/
+
+.PHONY: install test lint run clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: constraints.txt pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c constraints.txt $(PACKAGES)
+	touch $@
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install lint
+	$(BIN)/pytest
+
+run: install
+	@trap 'kill 0' INT TERM; \
+	for service in message time_consuming sender receiver; do \
+		AMQP_URI=$(AMQP_URI) $(BIN)/nameko run --config services/$$service/config.yaml $$service.service & \
+	done; wait
+
+clean:
+	rm -rf $(VENV) *.sqlite3

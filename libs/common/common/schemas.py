@@ -1,0 +1,47 @@
+"""Validation shared by RPC and HTTP: one schema, one error shape."""
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
+
+from common.errors import InvalidInput
+
+MAX_MESSAGE_CHARS = 10_000
+MAX_PAYLOAD_BYTES = 256 * 1024  # bigger blobs belong in object storage, not in an AMQP message
+
+
+class NewMessage(BaseModel):
+    """What `message_service.receive_message` and `POST /messages` accept."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    payload: JsonValue = None
+
+    @field_validator("payload")
+    @classmethod
+    def payload_fits(cls, payload):
+        size = len(json.dumps(payload).encode())
+        if size > MAX_PAYLOAD_BYTES:
+            raise ValueError(f"payload is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}")
+        return payload
+
+    @property
+    def has_payload(self) -> bool:
+        # null, {}, [] and "" all mean "nothing heavy to do", as in the article's `if event['payload']`.
+        return self.payload not in (None, "", {}, [])
+
+
+def parse(schema: type[BaseModel], data: Any) -> BaseModel:
+    """Validate `data` or raise `InvalidInput` listing every problem."""
+    if not isinstance(data, dict):
+        raise InvalidInput(f"expected a JSON object, got {type(data).__name__}")
+    try:
+        return schema.model_validate(data)
+    except ValidationError as error:
+        problems = [
+            {"field": ".".join(map(str, problem["loc"])) or None, "problem": problem["msg"]}
+            for problem in error.errors(include_url=False, include_input=False)
+        ]
+        raise InvalidInput(f"invalid {schema.__name__}", problems) from None

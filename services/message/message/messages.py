@@ -1,0 +1,75 @@
+"""Messages: what message_service stores, and the states a message goes through.
+
+received  no payload: nothing more to do
+pending   payload handed to time_consuming_service, waiting for its outcome
+done      payload uploaded and the notification sent
+failed    time_consuming_service gave up; `reason` says why
+"""
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, DateTime, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+from common.errors import NotFound
+from common.schemas import NewMessage
+
+RECEIVED, PENDING, DONE, FAILED = "received", "pending", "done", "failed"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    message: Mapped[str] = mapped_column(Text)
+    payload: Mapped[object | None] = mapped_column(JSON, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "message": self.message,
+            "payload": self.payload,
+            "status": self.status,
+            "reason": self.reason,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+def store_message(session: Session, new: NewMessage) -> Message:
+    message = Message(
+        id=str(uuid.uuid4()),
+        message=new.message,
+        payload=new.payload if new.has_payload else None,
+        status=PENDING if new.has_payload else RECEIVED,
+    )
+    with session.begin():
+        session.add(message)
+    return message
+
+
+def get_message(session: Session, message_id) -> Message:
+    message = session.get(Message, str(message_id))
+    if message is None:
+        raise NotFound(f"no message with id {message_id!r}")
+    return message
+
+
+def record_outcome(session: Session, message_id: str, status: str, reason: str | None = None) -> Message:
+    with session.begin():
+        message = get_message(session, message_id)
+        message.status, message.reason = status, reason
+    return message

@@ -1,0 +1,47 @@
+from nameko.events import EventDispatcher, event_handler
+from nameko.rpc import rpc
+from sqlalchemy import text
+
+from common.db import Database
+from common.errors import InvalidInput, NotFound
+from common.schemas import NewMessage, parse
+from common.web import http, request_json
+from message.messages import PENDING, Base, get_message, record_outcome, store_message
+
+
+class MessageService:
+    name = "message_service"
+
+    db = Database(Base.metadata)
+    dispatch = EventDispatcher()
+
+    @rpc(expected_exceptions=InvalidInput)
+    def receive_message(self, event):
+        message = store_message(self.db, parse(NewMessage, event))
+        if message.status == PENDING:
+            self.time_consuming_function(message)
+        return {"id": message.id, "status": message.status}
+
+    def time_consuming_function(self, message):
+        self.dispatch("heavy_payload_event", {"message_id": message.id, "payload": message.payload})
+
+    @rpc(expected_exceptions=NotFound)
+    def get_message(self, message_id):
+        return get_message(self.db, message_id).as_dict()
+
+    @event_handler("time_consuming_service", "payload_processed")
+    def on_payload_processed(self, outcome):
+        record_outcome(self.db, outcome["message_id"], outcome["status"], outcome.get("reason"))
+
+    @http("POST", "/messages", expected_exceptions=InvalidInput)
+    def post_message(self, request):
+        return 201, self.receive_message(request_json(request))
+
+    @http("GET", "/messages/<string:message_id>", expected_exceptions=NotFound)
+    def get_message_http(self, request, message_id):
+        return self.get_message(message_id)
+
+    @http("GET", "/health")
+    def health(self, request):
+        self.db.execute(text("SELECT 1"))
+        return {"status": "ok", "service": self.name}

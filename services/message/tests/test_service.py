@@ -1,0 +1,119 @@
+"""message_service in a real container: real broker, real PostgreSQL, real HTTP."""
+
+import pytest
+import requests
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from common.errors import InvalidInput, NotFound
+from common.schemas import MAX_PAYLOAD_BYTES
+from message.service import MessageService
+from tests.support import free_port
+
+
+@pytest.fixture
+def message_service(container_factory, service_config):
+    port = free_port()
+    config = service_config("message", WEB_SERVER_ADDRESS=f"127.0.0.1:{port}")
+    container_factory(MessageService, config).start()
+    with ClusterRpcProxy(config, timeout=10) as cluster_rpc:
+        yield cluster_rpc.message_service, f"http://127.0.0.1:{port}"
+
+
+def test_a_message_is_stored_and_read_back_over_rpc(message_service):
+    rpc, _ = message_service
+
+    stored = rpc.receive_message({"message": "Hello World!!"})
+    read = rpc.get_message(stored["id"])
+
+    assert stored["status"] == "received"
+    assert read["id"] == stored["id"]
+    assert read["message"] == "Hello World!!"
+    assert read["status"] == "received"
+
+
+def test_a_message_with_payload_waits_for_time_consuming_service(message_service):
+    rpc, _ = message_service
+
+    stored = rpc.receive_message({"message": "upload this", "payload": {"rows": [1, 2, 3]}})
+
+    assert stored["status"] == "pending"
+    assert rpc.get_message(stored["id"])["payload"] == {"rows": [1, 2, 3]}
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        None,
+        [],
+        {"payload": 1},
+        {"message": None},
+        {"message": "x", "payload": "y" * MAX_PAYLOAD_BYTES},
+    ],
+)
+def test_bad_input_is_a_typed_remote_error_and_the_service_keeps_serving(message_service, event):
+    rpc, _ = message_service
+
+    with pytest.raises(InvalidInput) as error:
+        rpc.receive_message(event)
+
+    assert error.value.summary
+    assert rpc.receive_message({"message": "still here"})["status"] == "received"
+
+
+def test_an_unknown_id_is_not_found(message_service):
+    rpc, _ = message_service
+
+    with pytest.raises(NotFound):
+        rpc.get_message("no-such-id")
+
+
+def test_http_round_trip(message_service):
+    _, base_url = message_service
+
+    created = requests.post(f"{base_url}/messages", json={"message": "over http", "payload": [1]}, timeout=10)
+    read = requests.get(f"{base_url}/messages/{created.json()['id']}", timeout=10)
+
+    assert created.status_code == 201
+    assert created.json()["status"] == "pending"
+    assert read.status_code == 200
+    assert read.headers["Content-Type"] == "application/json"
+    assert read.json()["message"] == "over http"
+
+
+@pytest.mark.parametrize(
+    ("body", "problem_field"),
+    [
+        ('{"message": 1}', "message"),
+        ('{"mesage": "typo"}', "mesage"),
+        ("not json", None),
+        ("[]", None),
+    ],
+)
+def test_http_bad_input_is_a_400_with_a_json_body(message_service, body, problem_field):
+    _, base_url = message_service
+
+    response = requests.post(
+        f"{base_url}/messages", data=body, headers={"Content-Type": "application/json"}, timeout=10
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"] == "InvalidInput"
+    if problem_field:
+        assert problem_field in {problem["field"] for problem in response.json()["problems"]}
+
+
+def test_http_unknown_message_is_a_404_with_a_json_body(message_service):
+    _, base_url = message_service
+
+    response = requests.get(f"{base_url}/messages/missing", timeout=10)
+
+    assert response.status_code == 404
+    assert response.json() == {"error": "NotFound", "message": "no message with id 'missing'"}
+
+
+def test_health(message_service):
+    _, base_url = message_service
+
+    response = requests.get(f"{base_url}/health", timeout=10)
+
+    assert response.json() == {"status": "ok", "service": "message_service"}

@@ -1,0 +1,52 @@
+"""Unit tests (worker_factory: dependencies replaced by mocks, no broker)."""
+
+import uuid
+
+import pytest
+from nameko.testing.services import worker_factory
+
+from common.errors import InvalidInput
+from message.service import MessageService
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        "not a dict",
+        {},
+        {"message": 42},
+        {"message": ""},
+        {"message": "hi", "unexpected": 1},
+    ],
+)
+def test_receive_message_rejects_bad_input_before_touching_anything(event):
+    service = worker_factory(MessageService)
+
+    with pytest.raises(InvalidInput):
+        service.receive_message(event)
+
+    service.db.add.assert_not_called()
+    service.dispatch.assert_not_called()
+
+
+def test_a_message_without_payload_dispatches_nothing():
+    service = worker_factory(MessageService)
+
+    reply = service.receive_message({"message": "Hello World!!"})
+
+    assert reply["status"] == "received"
+    service.dispatch.assert_not_called()
+
+
+def test_a_message_with_payload_is_handed_to_time_consuming_service():
+    service = worker_factory(MessageService)
+
+    reply = service.receive_message({"message": "Hello", "payload": {"size": "heavy"}})
+
+    assert reply["status"] == "pending"
+    assert uuid.UUID(reply["id"])
+    service.dispatch.assert_called_once_with(
+        "heavy_payload_event", {"message_id": reply["id"], "payload": {"size": "heavy"}}
+    )

@@ -1,0 +1,26 @@
+import time
+
+from nameko.dependency_providers import Config
+from nameko.rpc import rpc
+
+from common.db import Database
+from receiver.receipts import Base, count_receipts, record_receipt
+
+
+class ReceiverService:
+    name = "receiver_service"
+
+    receipts = Database(Base.metadata)
+    config = Config()
+
+    @rpc
+    def receive_event(self, event):
+        # A plain blocking sleep on purpose: `nameko run` monkey-patches it into a green one,
+        # which is the article's concurrency experiment.
+        time.sleep(self.config.get("RECEIVER_WORK_SECONDS", 0))
+        record_receipt(self.receipts, event)
+        return f"Event Received: {event}"
+
+    @rpc
+    def receipt_count(self):
+        return count_receipts(self.receipts)

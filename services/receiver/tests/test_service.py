@@ -1,0 +1,78 @@
+"""receiver_service in a real container on the real broker and PostgreSQL."""
+
+import pytest
+from nameko.extensions import DependencyProvider
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from receiver.service import ReceiverService
+
+
+class InFlightWorkers(DependencyProvider):
+    """Counts the workers running at once, from nameko's own worker hooks."""
+
+    def setup(self):
+        self.running = self.peak = self.started = 0
+
+    def worker_setup(self, worker_ctx):
+        self.started += 1
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+
+    def worker_teardown(self, worker_ctx):
+        self.running -= 1
+
+
+class ObservedReceiver(ReceiverService):
+    in_flight = InFlightWorkers()
+
+
+@pytest.fixture
+def start_receiver(container_factory, service_config):
+    def start(**overrides):
+        config = service_config("receiver", **overrides)
+        container = container_factory(ObservedReceiver, config)
+        container.start()
+        in_flight = next(dep for dep in container.dependencies if isinstance(dep, InFlightWorkers))
+        return config, in_flight
+
+    return start
+
+
+def test_receive_event_replies_with_the_article_string(start_receiver):
+    config, _ = start_receiver()
+
+    with ClusterRpcProxy(config, timeout=10) as cluster_rpc:
+        reply = cluster_rpc.receiver_service.receive_event({"message": "Hello World!!"})
+
+    assert reply == "Event Received: {'message': 'Hello World!!'}"
+
+
+def test_an_event_delivered_twice_is_recorded_once(start_receiver):
+    config, _ = start_receiver()
+
+    with ClusterRpcProxy(config, timeout=10) as cluster_rpc:
+        first = cluster_rpc.receiver_service.receive_event({"id": "evt-1", "message": "once"})
+        second = cluster_rpc.receiver_service.receive_event({"id": "evt-1", "message": "once"})
+        cluster_rpc.receiver_service.receive_event({"id": "evt-2", "message": "twice"})
+        receipts = cluster_rpc.receiver_service.receipt_count()
+
+    assert first == second
+    assert receipts == 2
+
+
+def call_concurrently(config, count: int) -> list[str]:
+    with ClusterRpcProxy(config, timeout=30) as cluster_rpc:
+        replies = [cluster_rpc.receiver_service.receive_event.call_async(f"call {i}") for i in range(count)]
+        return [reply.result() for reply in replies]
+
+
+@pytest.mark.parametrize(("max_workers", "calls"), [(10, 20), (1, 5)])
+def test_max_workers_bounds_how_many_calls_run_at_once(start_receiver, max_workers, calls):
+    config, in_flight = start_receiver(max_workers=max_workers, RECEIVER_WORK_SECONDS=0.2)
+
+    replies = call_concurrently(config, calls)
+
+    assert sorted(replies) == sorted(f"Event Received: call {i}" for i in range(calls))
+    assert in_flight.started == calls
+    # time.sleep is green under monkey-patching: the workers overlap, up to max_workers and no more.
+    assert in_flight.peak == max_workers

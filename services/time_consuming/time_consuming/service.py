@@ -1,0 +1,24 @@
+from nameko.events import EventDispatcher, event_handler
+from nameko.rpc import rpc
+
+from common.db import Database
+from time_consuming.jobs import Base, claim_job, get_job
+
+
+class TimeConsumingService:
+    name = "time_consuming_service"
+
+    db = Database(Base.metadata)
+    dispatch = EventDispatcher()
+
+    @event_handler("message_service", "heavy_payload_event")
+    def time_consuming_event_handler(self, event):
+        with claim_job(self.db, event["message_id"]) as job:
+            if job is None:
+                return  # a redelivery of an event already handled
+        self.dispatch("payload_processed", {"message_id": job.message_id, "status": "done"})
+
+    @rpc
+    def get_job(self, message_id):
+        job = get_job(self.db, message_id)
+        return job.as_dict() if job else None
