@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, String, select
+from sqlalchemy import JSON, DateTime, String, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -37,4 +37,4 @@ def record_receipt(session: Session, event) -> bool:
 
 
 def count_receipts(session: Session) -> int:
-    return len(session.scalars(select(Receipt.event_id)).all())
+    return session.scalar(select(func.count()).select_from(Receipt))
