@@ -1,3 +1,4 @@
+SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,9 +22,9 @@ test: install lint
 	$(BIN)/pytest
 
 run: install
-	@trap 'kill 0' INT TERM; \
+	@pids=(); trap 'kill -TERM "$${pids[@]}" 2>/dev/null; wait' INT TERM; \
 	for service in message time_consuming sender receiver; do \
-		AMQP_URI=$(AMQP_URI) $(BIN)/nameko run --config services/$$service/config.yaml $$service.service & \
+		AMQP_URI=$(AMQP_URI) $(BIN)/nameko run --config services/$$service/config.yaml $$service.service & pids+=($$!); \
 	done; wait
 
 clean:
