@@ -20,11 +20,9 @@ lint: install
 test: install lint
 	$(BIN)/pytest
 
+# docker-compose.yml's services as local processes (no Docker): see README "Run it without Docker".
 run: install
-	@trap 'kill 0' INT TERM; \
-	for service in message time_consuming sender receiver; do \
-		AMQP_URI=$(AMQP_URI) $(BIN)/nameko run --config services/$$service/config.yaml $$service.service & \
-	done; wait
+	AMQP_URI=$(AMQP_URI) $(BIN)/stack up --scale receiver=3
 
 clean:
-	rm -rf $(VENV) *.sqlite3
+	rm -rf $(VENV) *.sqlite3 .stack

@@ -12,7 +12,7 @@ from message.messages import PENDING, Base, get_message, record_outcome, store_m
 class MessageService:
     name = "message_service"
 
-    db = Database(Base.metadata)
+    db = Database(Base.metadata, migrations="message")
     dispatch = EventDispatcher()
 
     @rpc(expected_exceptions=InvalidInput)
