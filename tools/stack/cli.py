@@ -12,6 +12,7 @@ from pathlib import Path
 # To add a command: write a module with `register(subcommands)` and list it here.
 COMMAND_MODULES = [
     "stack.up",
+    "stack.jobs",
 ]
 
 
