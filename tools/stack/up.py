@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
 from stack.runner import LocalStack, StackError
 
@@ -116,7 +117,10 @@ def run_up(args) -> int:
         [*stack.instances, *(f"{job.name}-1" for job in stack.project.jobs)], sys.stdout.isatty()
     )
     broker = stack.broker
-    print(f"stack: broker {broker.amqp_uri.replace(broker.auth[1], '***')} (vhost {broker.vhost!r})")
+    shown = urlparse(broker.amqp_uri)._replace(
+        netloc=f"{broker.auth[0]}:***@{urlparse(broker.amqp_uri).hostname}"
+    )
+    print(f"stack: broker {shown.geturl()} (port {broker.amqp_port}, vhost {broker.vhost!r})")
 
     for job in stack.project.jobs_for(stack.services):
         print(f"stack: running {job.name} (one-shot) first")
@@ -234,7 +238,7 @@ def run_ps(args) -> int:
             status = "ready" if instance["ready"] else "starting"
         else:
             status = f"exited ({instance['exit_code']})"
-        print(f"{name:<18} {instance['pid'] or '-':>7}  {status:<18} {instance['web'] or ''}")
+        print(f"{name:<18} {instance['pid'] or '-':>7}  {status:<18} {instance['web'] or ''}".rstrip())
     return 0
 
 
