@@ -4,6 +4,8 @@ from sqlalchemy import text
 
 from common.db import Database
 from common.errors import InvalidInput, NotFound
+from common.logs import WorkerLog
+from common.metrics import Metrics
 from common.schemas import NewMessage, parse
 from common.web import http, request_json
 from message.messages import PENDING, Base, get_message, record_outcome, store_message
@@ -12,6 +14,8 @@ from message.messages import PENDING, Base, get_message, record_outcome, store_m
 class MessageService:
     name = "message_service"
 
+    log = WorkerLog()
+    metrics = Metrics()
     db = Database(Base.metadata)
     dispatch = EventDispatcher()
 

@@ -4,12 +4,16 @@ from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 
 from common.db import Database
+from common.logs import WorkerLog
+from common.metrics import Metrics
 from receiver.receipts import Base, count_receipts, record_receipt
 
 
 class ReceiverService:
     name = "receiver_service"
 
+    log = WorkerLog()
+    metrics = Metrics()
     receipts = Database(Base.metadata)
     config = Config()
 

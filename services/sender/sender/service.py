@@ -1,9 +1,14 @@
 from nameko.rpc import RpcProxy, rpc
 
+from common.logs import WorkerLog
+from common.metrics import Metrics
+
 
 class SenderService:
     name = "sender_service"
 
+    log = WorkerLog()
+    metrics = Metrics()
     receiver_service = RpcProxy("receiver_service")
 
     @rpc

@@ -2,12 +2,16 @@ from nameko.events import EventDispatcher, event_handler
 from nameko.rpc import rpc
 
 from common.db import Database
+from common.logs import WorkerLog
+from common.metrics import Metrics
 from time_consuming.jobs import Base, claim_job, get_job
 
 
 class TimeConsumingService:
     name = "time_consuming_service"
 
+    log = WorkerLog()
+    metrics = Metrics()
     db = Database(Base.metadata)
     dispatch = EventDispatcher()
 
