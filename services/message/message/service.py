@@ -7,6 +7,7 @@ from common.errors import InvalidInput, NotFound
 from common.logs import WorkerLog
 from common.metrics import Metrics
 from common.schemas import NewMessage, parse
+from common.shutdown import GracefulShutdown
 from common.web import http, request_json
 from message.messages import PENDING, Base, get_message, record_outcome, store_message
 
@@ -16,6 +17,7 @@ class MessageService:
 
     log = WorkerLog()
     metrics = Metrics()
+    graceful = GracefulShutdown()
     db = Database(Base.metadata)
     dispatch = EventDispatcher()
 

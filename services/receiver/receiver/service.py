@@ -6,6 +6,7 @@ from nameko.rpc import rpc
 from common.db import Database
 from common.logs import WorkerLog
 from common.metrics import Metrics
+from common.shutdown import GracefulShutdown
 from receiver.receipts import Base, count_receipts, record_receipt
 
 
@@ -14,6 +15,7 @@ class ReceiverService:
 
     log = WorkerLog()
     metrics = Metrics()
+    graceful = GracefulShutdown()
     receipts = Database(Base.metadata)
     config = Config()
 

@@ -2,6 +2,7 @@ from nameko.rpc import RpcProxy, rpc
 
 from common.logs import WorkerLog
 from common.metrics import Metrics
+from common.shutdown import GracefulShutdown
 
 
 class SenderService:
@@ -9,6 +10,7 @@ class SenderService:
 
     log = WorkerLog()
     metrics = Metrics()
+    graceful = GracefulShutdown()
     receiver_service = RpcProxy("receiver_service")
 
     @rpc

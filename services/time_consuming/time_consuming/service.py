@@ -4,6 +4,7 @@ from nameko.rpc import rpc
 from common.db import Database
 from common.logs import WorkerLog
 from common.metrics import Metrics
+from common.shutdown import GracefulShutdown
 from time_consuming.jobs import Base, claim_job, get_job
 
 
@@ -12,6 +13,7 @@ class TimeConsumingService:
 
     log = WorkerLog()
     metrics = Metrics()
+    graceful = GracefulShutdown()
     db = Database(Base.metadata)
     dispatch = EventDispatcher()
 

@@ -1,0 +1,57 @@
+"""SIGTERM (what `docker stop` and Kubernetes send) on a receiver that has calls in flight."""
+
+import signal
+
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from tests.ops.logs import metrics_url, sample, scrape, worker_lines
+from tests.support import ServiceProcess, rpc_queue, wait_for
+
+IN_FLIGHT = "nameko_workers_in_flight"
+
+
+def start_receiver(env, log_dir):
+    log_dir.mkdir()
+    return ServiceProcess("receiver", env, log_dir)
+
+
+def handled(process) -> int:
+    return sum(line["entrypoint"] == "receive_event" for line in worker_lines(process))
+
+
+def test_sigterm_finishes_in_flight_calls_once_and_exits_0(amqp_uri, vhost, postgres, rabbit_admin, tmp_path):
+    env = {"AMQP_URI": amqp_uri, "DATABASE_URL": postgres(), "RECEIVER_WORK_SECONDS": "2"}
+    stopping = start_receiver(env, tmp_path / "stopping")
+    staying = start_receiver(env, tmp_path / "staying")
+    try:
+        wait_for(
+            lambda: rabbit_admin.consumers(vhost, rpc_queue("receiver_service")) == 2,
+            timeout=60,
+            message="both receivers consuming",
+        )
+        stopping_metrics = metrics_url(stopping)
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster_rpc:
+            receive_event = cluster_rpc.receiver_service.receive_event
+            before = [receive_event.call_async(f"before-{i}") for i in range(12)]
+            wait_for(
+                lambda: sample(scrape(stopping_metrics), IN_FLIGHT, service="receiver_service") > 0,
+                message="calls in flight on the instance to stop",
+            )
+            stopping.process.send_signal(signal.SIGTERM)
+            after = [receive_event.call_async(f"after-{i}") for i in range(6)]
+
+            replies = [reply.result() for reply in before + after]
+            exit_code = stopping.process.wait(30)
+    finally:
+        stopping.stop()
+        staying.stop()
+
+    assert replies == [f"Event Received: before-{i}" for i in range(12)] + [
+        f"Event Received: after-{i}" for i in range(6)
+    ]
+    assert exit_code == 0, stopping.output()
+    handled_by_stopping = handled(stopping)
+    assert handled_by_stopping > 0
+    # Each call ran once: none of the stopping instance's workers was requeued and run again.
+    assert handled_by_stopping + handled(staying) == 18
+    assert "waiting for" in stopping.output()
