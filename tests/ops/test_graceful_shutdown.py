@@ -54,4 +54,46 @@ def test_sigterm_finishes_in_flight_calls_once_and_exits_0(amqp_uri, vhost, post
     assert handled_by_stopping > 0
     # Each call ran once: none of the stopping instance's workers was requeued and run again.
     assert handled_by_stopping + handled(staying) == 18
-    assert "waiting for" in stopping.output()
+    assert "stopping: consumers cancelled" in stopping.output()
+
+
+def test_a_worker_that_never_finishes_is_abandoned_after_the_timeout(
+    amqp_uri, vhost, postgres, rabbit_admin, tmp_path
+):
+    # The receiver takes 10 minutes, so the sender's worker waits on RpcProxy (which has no timeout):
+    # without a deadline, SIGTERM would leave the sender running until SIGKILL.
+    receiver = start_receiver(
+        {"AMQP_URI": amqp_uri, "DATABASE_URL": postgres(), "RECEIVER_WORK_SECONDS": "600"}, tmp_path / "r"
+    )
+    (tmp_path / "s").mkdir()
+    sender = ServiceProcess("sender", {"AMQP_URI": amqp_uri, "SHUTDOWN_TIMEOUT": "1"}, tmp_path / "s")
+    try:
+        for queue in (rpc_queue("receiver_service"), rpc_queue("sender_service")):
+            wait_for(lambda q=queue: rabbit_admin.consumers(vhost, q), timeout=60, message=queue)
+        sender_metrics = metrics_url(sender)
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster_rpc:
+            cluster_rpc.sender_service.send_event.call_async("never answered")
+            wait_for(
+                lambda: sample(scrape(sender_metrics), IN_FLIGHT, service="sender_service") == 1,
+                message="the sender's call in flight",
+            )
+            sender.process.send_signal(signal.SIGTERM)
+
+            exit_code = sender.process.wait(30)
+    finally:
+        receiver.process.kill()
+        receiver.stop()
+        sender.stop()
+
+    assert exit_code == 0, sender.output()
+    assert "abandoning 1 worker(s)" in sender.output()
+    # Not acked, so not lost: the request is back in the queue for the next sender instance.
+    wait_for(
+        lambda: (
+            next(q for q in rabbit_admin.queues(vhost) if q["name"] == rpc_queue("sender_service")).get(
+                "messages_ready"
+            )
+            == 1
+        ),
+        message="the abandoned request back in the sender's queue",
+    )
