@@ -4,7 +4,9 @@ import signal
 
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from tests.fixtures import RABBIT_HOST
 from tests.ops.logs import metrics_url, sample, scrape, worker_lines
+from tests.ops.proxy import TcpProxy, through
 from tests.support import ServiceProcess, rpc_queue, wait_for
 
 IN_FLIGHT = "nameko_workers_in_flight"
@@ -97,3 +99,28 @@ def test_a_worker_that_never_finishes_is_abandoned_after_the_timeout(
         ),
         message="the abandoned request back in the sender's queue",
     )
+
+
+def test_sigterm_while_the_broker_is_unreachable_still_ends_the_process(
+    amqp_uri, vhost, rabbit_admin, tmp_path
+):
+    # nameko alone would wait forever for its consumer thread, busy reconnecting, to cancel its consumers.
+    proxy = TcpProxy((RABBIT_HOST, 5672)).start()
+    env = {"AMQP_URI": through(proxy, amqp_uri), "SHUTDOWN_TIMEOUT": "1"}
+    (tmp_path / "s").mkdir()
+    sender = ServiceProcess("sender", env, tmp_path / "s")
+    try:
+        wait_for(
+            lambda: rabbit_admin.consumers(vhost, rpc_queue("sender_service")), timeout=60, message="consumer"
+        )
+        proxy.cut()
+        wait_for(lambda: "Error connecting to broker" in sender.output(), message="the sender reconnecting")
+        sender.process.send_signal(signal.SIGTERM)
+
+        exit_code = sender.process.wait(30)
+    finally:
+        proxy.stop()
+        sender.stop()
+
+    assert exit_code == 1
+    assert "still not stopped 6.0s after SIGTERM" in sender.output()
