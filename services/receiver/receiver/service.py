@@ -4,6 +4,7 @@ from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 
 from common.db import Database
+from common.errors import InvalidInput
 from common.logs import WorkerLog
 from common.metrics import Metrics
 from common.shutdown import GracefulShutdown
@@ -19,7 +20,7 @@ class ReceiverService:
     receipts = Database(Base.metadata)
     config = Config()
 
-    @rpc
+    @rpc(expected_exceptions=InvalidInput)
     def receive_event(self, event):
         # A plain blocking sleep on purpose: `nameko run` monkey-patches it into a green one,
         # which is the article's concurrency experiment.
