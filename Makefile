@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PACKAGES := -e libs/common -e services/message -e services/time_consuming -e services/sender -e services/receiver -e .[dev]
 AMQP_URI ?= amqp://guest:guest@localhost:5672/
 
-.PHONY: install test lint run clean
+.PHONY: install test lint run clean audit
 
 install: $(VENV)/.installed
 
@@ -19,6 +19,12 @@ lint: install
 
 test: install lint
 	$(BIN)/pytest
+
+# Known vulnerabilities in every installed package (PyPI's advisory data). Needs the PyPI JSON API:
+# --strict fails when a package cannot be checked rather than reporting "no known vulnerabilities".
+audit: install
+	$(BIN)/pip install --quiet -c constraints.txt pip-audit
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
 run: install
 	@trap 'kill 0' INT TERM; \
