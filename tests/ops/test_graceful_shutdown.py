@@ -2,6 +2,7 @@
 
 import signal
 
+from kombu import Connection
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from tests.fixtures import RABBIT_HOST
@@ -99,6 +100,8 @@ def test_a_worker_that_never_finishes_is_abandoned_after_the_timeout(
         ),
         message="the abandoned request back in the sender's queue",
     )
+    with Connection(amqp_uri) as connection:  # leave nothing for later tests' senders
+        connection.channel().queue_purge(rpc_queue("sender_service"))
 
 
 def test_sigterm_while_the_broker_is_unreachable_still_ends_the_process(
