@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := -e libs/common -e services/message -e services/time_consuming -e services/sender -e services/receiver -e .[dev]
 AMQP_URI ?= amqp://guest:guest@localhost:5672/
 
-.PHONY: install test lint run up clean
+.PHONY: install test lint run up clean audit
 
 install: $(VENV)/.installed
 
@@ -22,6 +22,12 @@ test: install lint
 	$(BIN)/pytest
 
 # docker-compose.yml's services as local processes (no Docker): see README "Run it without Docker".
+# Known vulnerabilities in every installed package (PyPI's advisory data). Needs the PyPI JSON API:
+# --strict fails when a package cannot be checked rather than reporting "no known vulnerabilities".
+audit: install
+	$(BIN)/pip install --quiet -c constraints.txt pip-audit
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
+
 run: install
 	AMQP_URI=$(AMQP_URI) $(BIN)/stack up --scale receiver=3
 

@@ -11,6 +11,24 @@ MAX_MESSAGE_CHARS = 10_000
 MAX_PAYLOAD_BYTES = 256 * 1024  # bigger blobs belong in object storage, not in an AMQP message
 
 
+MAX_KEY_CHARS = 128
+
+
+def strict_json_size(value) -> int:
+    """Bytes of `value` as JSON; ValueError for NaN or infinities, which JSON (and PostgreSQL) lack
+    but Python's json module, and so kombu's serializer, happily writes and reads."""
+    return len(json.dumps(value, allow_nan=False).encode())
+
+
+def lookup_key(value) -> str | None:
+    """`value` as a primary-key string, or None when no row can have it: wrong type, too long, or a
+    NUL character (PostgreSQL text cannot hold one and errors rather than finding nothing)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    key = str(value)
+    return key if len(key) <= MAX_KEY_CHARS and "\x00" not in key else None
+
+
 class NewMessage(BaseModel):
     """What `message_service.receive_message` and `POST /messages` accept."""
 
@@ -19,10 +37,20 @@ class NewMessage(BaseModel):
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     payload: JsonValue = None
 
+    @field_validator("message")
+    @classmethod
+    def message_is_storable(cls, message):
+        if "\x00" in message:
+            raise ValueError("must not contain NUL characters")
+        return message
+
     @field_validator("payload")
     @classmethod
     def payload_fits(cls, payload):
-        size = len(json.dumps(payload).encode())
+        try:
+            size = strict_json_size(payload)
+        except ValueError:
+            raise ValueError("payload must be JSON: NaN and Infinity are not") from None
         if size > MAX_PAYLOAD_BYTES:
             raise ValueError(f"payload is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}")
         return payload

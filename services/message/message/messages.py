@@ -13,7 +13,7 @@ from sqlalchemy import JSON, DateTime, String, Text, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from common.errors import NotFound
-from common.schemas import NewMessage
+from common.schemas import NewMessage, lookup_key
 
 RECEIVED, PENDING, DONE, FAILED = "received", "pending", "done", "failed"
 
@@ -62,7 +62,8 @@ def store_message(session: Session, new: NewMessage) -> Message:
 
 
 def get_message(session: Session, message_id) -> Message:
-    message = session.get(Message, str(message_id))
+    key = lookup_key(message_id)
+    message = session.get(Message, key) if key is not None else None
     if message is None:
         raise NotFound(f"no message with id {message_id!r}")
     return message

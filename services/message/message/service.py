@@ -6,7 +6,10 @@ from sqlalchemy import text
 
 from common.db import Database
 from common.errors import InvalidInput, NotFound
+from common.logs import WorkerLog
+from common.metrics import Metrics
 from common.schemas import NewMessage, parse
+from common.shutdown import GracefulShutdown
 from common.web import http, request_json
 from message.messages import (
     PENDING,
@@ -21,6 +24,9 @@ from message.messages import (
 class MessageService:
     name = "message_service"
 
+    log = WorkerLog()
+    metrics = Metrics()
+    graceful = GracefulShutdown()
     db = Database(Base.metadata, migrations="message")
     dispatch = EventDispatcher()
 

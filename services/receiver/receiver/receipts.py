@@ -6,6 +6,9 @@ from sqlalchemy import JSON, DateTime, String, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from common.errors import InvalidInput
+from common.schemas import MAX_KEY_CHARS, lookup_key, strict_json_size
+
 
 class Base(DeclarativeBase):
     pass
@@ -28,9 +31,16 @@ def record_receipt(session: Session, event) -> bool:
     """
     if not isinstance(event, dict) or "id" not in event:
         return False
+    event_id = lookup_key(event["id"])
+    if event_id is None:
+        raise InvalidInput(f"event id must be a string or integer of 1..{MAX_KEY_CHARS} chars, without NUL")
+    try:
+        strict_json_size(event)
+    except ValueError:
+        raise InvalidInput("event must be JSON: NaN and Infinity are not") from None
     try:
         with session.begin():
-            session.add(Receipt(event_id=str(event["id"]), event=event, received_at=datetime.now(UTC)))
+            session.add(Receipt(event_id=event_id, event=event, received_at=datetime.now(UTC)))
     except IntegrityError:
         return False
     return True

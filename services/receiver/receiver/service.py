@@ -4,16 +4,23 @@ from nameko.dependency_providers import Config
 from nameko.rpc import rpc
 
 from common.db import Database
+from common.errors import InvalidInput
+from common.logs import WorkerLog
+from common.metrics import Metrics
+from common.shutdown import GracefulShutdown
 from receiver.receipts import Base, count_receipts, record_receipt
 
 
 class ReceiverService:
     name = "receiver_service"
 
+    log = WorkerLog()
+    metrics = Metrics()
+    graceful = GracefulShutdown()
     receipts = Database(Base.metadata, migrations="receiver")
     config = Config()
 
-    @rpc
+    @rpc(expected_exceptions=InvalidInput)
     def receive_event(self, event):
         # A plain blocking sleep on purpose: `nameko run` monkey-patches it into a green one,
         # which is the article's concurrency experiment.

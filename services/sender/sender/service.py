@@ -1,11 +1,19 @@
 from nameko.rpc import RpcProxy, rpc
 
+from common.errors import InvalidInput
+from common.logs import WorkerLog
+from common.metrics import Metrics
+from common.shutdown import GracefulShutdown
+
 
 class SenderService:
     name = "sender_service"
 
+    log = WorkerLog()
+    metrics = Metrics()
+    graceful = GracefulShutdown()
     receiver_service = RpcProxy("receiver_service")
 
-    @rpc
+    @rpc(expected_exceptions=InvalidInput)  # the receiver's verdict on the event, passed back
     def send_event(self, event):
         return self.receiver_service.receive_event(event)

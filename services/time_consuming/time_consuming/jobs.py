@@ -8,6 +8,8 @@ from sqlalchemy import DateTime, Integer, String, Text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from common.schemas import lookup_key
+
 PROCESSING, DONE, FAILED = "processing", "done", "failed"
 
 
@@ -62,4 +64,5 @@ def claim_job(session: Session, message_id: str) -> Iterator[Job | None]:
 
 
 def get_job(session: Session, message_id: str) -> Job | None:
-    return session.get(Job, message_id)
+    key = lookup_key(message_id)
+    return session.get(Job, key) if key is not None else None

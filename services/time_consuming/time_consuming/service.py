@@ -2,12 +2,18 @@ from nameko.events import EventDispatcher, event_handler
 from nameko.rpc import rpc
 
 from common.db import Database
+from common.logs import WorkerLog
+from common.metrics import Metrics
+from common.shutdown import GracefulShutdown
 from time_consuming.jobs import Base, claim_job, get_job
 
 
 class TimeConsumingService:
     name = "time_consuming_service"
 
+    log = WorkerLog()
+    metrics = Metrics()
+    graceful = GracefulShutdown()
     db = Database(Base.metadata, migrations="time_consuming")
     dispatch = EventDispatcher()
 

@@ -1,0 +1,46 @@
+"""Reading what a real service process says: its JSON log lines and its Prometheus endpoint."""
+
+import contextlib
+import json
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support import ServiceProcess, wait_for
+
+
+def json_lines(process: ServiceProcess) -> list[dict]:
+    """Every JSON log line the process wrote (warnings printed by imports are not JSON)."""
+    lines = []
+    for line in process.output().splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):  # a line the process is still writing
+                lines.append(json.loads(line))
+    return lines
+
+
+def worker_lines(process: ServiceProcess) -> list[dict]:
+    return [line for line in json_lines(process) if line["logger"] == "nameko.worker"]
+
+
+def metrics_url(process: ServiceProcess) -> str:
+    """The process's metrics endpoint; with METRICS_PORT=0 the port it got is in its log."""
+    port = wait_for(
+        lambda: next((line["metrics_port"] for line in json_lines(process) if "metrics_port" in line), None),
+        message=f"{process.service_dir} to log its metrics port",
+    )
+    return f"http://127.0.0.1:{port}/metrics"
+
+
+def scrape(url: str) -> dict:
+    """{(sample name, frozenset of labels): value} from one scrape."""
+    text = requests.get(url, timeout=10).text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def sample(samples: dict, name: str, **labels) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)

@@ -1,0 +1,129 @@
+"""SIGTERM (what `docker stop` and Kubernetes send) on a receiver that has calls in flight."""
+
+import signal
+
+from kombu import Connection
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from tests.fixtures import RABBIT_HOST
+from tests.ops.logs import metrics_url, sample, scrape, worker_lines
+from tests.ops.proxy import TcpProxy, through
+from tests.support import ServiceProcess, rpc_queue, wait_for
+
+IN_FLIGHT = "nameko_workers_in_flight"
+
+
+def start_receiver(env, log_dir):
+    log_dir.mkdir()
+    return ServiceProcess("receiver", env, log_dir)
+
+
+def handled(process) -> int:
+    return sum(line["entrypoint"] == "receive_event" for line in worker_lines(process))
+
+
+def test_sigterm_finishes_in_flight_calls_once_and_exits_0(amqp_uri, vhost, postgres, rabbit_admin, tmp_path):
+    env = {"AMQP_URI": amqp_uri, "DATABASE_URL": postgres(), "RECEIVER_WORK_SECONDS": "2"}
+    stopping = start_receiver(env, tmp_path / "stopping")
+    staying = start_receiver(env, tmp_path / "staying")
+    try:
+        wait_for(
+            lambda: rabbit_admin.consumers(vhost, rpc_queue("receiver_service")) == 2,
+            timeout=60,
+            message="both receivers consuming",
+        )
+        stopping_metrics = metrics_url(stopping)
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster_rpc:
+            receive_event = cluster_rpc.receiver_service.receive_event
+            before = [receive_event.call_async(f"before-{i}") for i in range(12)]
+            wait_for(
+                lambda: sample(scrape(stopping_metrics), IN_FLIGHT, service="receiver_service") > 0,
+                message="calls in flight on the instance to stop",
+            )
+            stopping.process.send_signal(signal.SIGTERM)
+            after = [receive_event.call_async(f"after-{i}") for i in range(6)]
+
+            replies = [reply.result() for reply in before + after]
+            exit_code = stopping.process.wait(30)
+    finally:
+        stopping.stop()
+        staying.stop()
+
+    assert replies == [f"Event Received: before-{i}" for i in range(12)] + [
+        f"Event Received: after-{i}" for i in range(6)
+    ]
+    assert exit_code == 0, stopping.output()
+    handled_by_stopping = handled(stopping)
+    assert handled_by_stopping > 0
+    # Each call ran once: none of the stopping instance's workers was requeued and run again.
+    assert handled_by_stopping + handled(staying) == 18
+    assert "stopping: consumers cancelled" in stopping.output()
+
+
+def test_a_worker_that_never_finishes_is_abandoned_after_the_timeout(
+    amqp_uri, vhost, postgres, rabbit_admin, tmp_path
+):
+    # The receiver takes 10 minutes, so the sender's worker waits on RpcProxy (which has no timeout):
+    # without a deadline, SIGTERM would leave the sender running until SIGKILL.
+    receiver = start_receiver(
+        {"AMQP_URI": amqp_uri, "DATABASE_URL": postgres(), "RECEIVER_WORK_SECONDS": "600"}, tmp_path / "r"
+    )
+    (tmp_path / "s").mkdir()
+    sender = ServiceProcess("sender", {"AMQP_URI": amqp_uri, "SHUTDOWN_TIMEOUT": "1"}, tmp_path / "s")
+    try:
+        for queue in (rpc_queue("receiver_service"), rpc_queue("sender_service")):
+            wait_for(lambda q=queue: rabbit_admin.consumers(vhost, q), timeout=60, message=queue)
+        sender_metrics = metrics_url(sender)
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster_rpc:
+            cluster_rpc.sender_service.send_event.call_async("never answered")
+            wait_for(
+                lambda: sample(scrape(sender_metrics), IN_FLIGHT, service="sender_service") == 1,
+                message="the sender's call in flight",
+            )
+            sender.process.send_signal(signal.SIGTERM)
+
+            exit_code = sender.process.wait(30)
+    finally:
+        receiver.process.kill()
+        receiver.stop()
+        sender.stop()
+
+    assert exit_code == 0, sender.output()
+    assert "abandoning 1 worker(s)" in sender.output()
+    # Not acked, so not lost: the request is back in the queue for the next sender instance.
+    wait_for(
+        lambda: (
+            next(q for q in rabbit_admin.queues(vhost) if q["name"] == rpc_queue("sender_service")).get(
+                "messages_ready"
+            )
+            == 1
+        ),
+        message="the abandoned request back in the sender's queue",
+    )
+    with Connection(amqp_uri) as connection:  # leave nothing for later tests' senders
+        connection.channel().queue_purge(rpc_queue("sender_service"))
+
+
+def test_sigterm_while_the_broker_is_unreachable_still_ends_the_process(
+    amqp_uri, vhost, rabbit_admin, tmp_path
+):
+    # nameko alone would wait forever for its consumer thread, busy reconnecting, to cancel its consumers.
+    proxy = TcpProxy((RABBIT_HOST, 5672)).start()
+    env = {"AMQP_URI": through(proxy, amqp_uri), "SHUTDOWN_TIMEOUT": "1"}
+    (tmp_path / "s").mkdir()
+    sender = ServiceProcess("sender", env, tmp_path / "s")
+    try:
+        wait_for(
+            lambda: rabbit_admin.consumers(vhost, rpc_queue("sender_service")), timeout=60, message="consumer"
+        )
+        proxy.cut()
+        wait_for(lambda: "Error connecting to broker" in sender.output(), message="the sender reconnecting")
+        sender.process.send_signal(signal.SIGTERM)
+
+        exit_code = sender.process.wait(30)
+    finally:
+        proxy.stop()
+        sender.stop()
+
+    assert exit_code == 1
+    assert "still not stopped 6.0s after SIGTERM" in sender.output()
