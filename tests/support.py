@@ -1,6 +1,9 @@
 """Helpers for tests that drive real processes: wait on observable conditions, never on fixed sleeps."""
 
+import os
+import signal
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -54,3 +57,44 @@ def make_local_stack(amqp_uri: str, postgres, log_dir: Path, **options):
             {f"{name.upper()}_DATABASE_URL": url for name, url in databases.items()}
         )
     return stack
+
+
+def rpc_queue(service_name: str) -> str:
+    return f"rpc-{service_name}"
+
+
+class ServiceProcess:
+    """One `nameko run --config services/<dir>/config.yaml <dir>.service`, as a user starts it."""
+
+    def __init__(self, service_dir: str, env: dict, log_dir: Path):
+        self.service_dir = service_dir
+        self.log_path = log_dir / f"{service_dir}.log"
+        self.log = open(self.log_path, "wb")  # noqa: SIM115 -- open for the life of the process
+        self.process = subprocess.Popen(
+            [
+                BIN / "nameko",
+                "run",
+                "--config",
+                f"services/{service_dir}/config.yaml",
+                f"{service_dir}.service",
+            ],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20) -> int:
+        """SIGTERM, as `docker stop` sends; SIGKILL if it does not exit in time."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        return self.process.returncode
