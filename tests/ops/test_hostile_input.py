@@ -38,7 +38,7 @@ message_like = st.fixed_dictionaries(
 )
 event_like = json_values | st.fixed_dictionaries({"id": json_values}, optional={"message": json_values})
 hostile = settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 
@@ -135,11 +135,13 @@ def test_post_messages(message_service, body):
 
 @hostile
 @given(message_id=st.text(min_size=1, max_size=300))
+@example(message_id="/")
 def test_get_messages_by_id(message_service, message_id):
     base_url = message_service.base_url
 
     response = requests.get(f"{base_url}/messages/{requests.utils.quote(message_id, safe='')}", timeout=10)
 
+    # An id that is no message, or a path that is no route ("/" decodes into one): 404 in JSON, both.
     assert response.status_code == 404, response.text
     assert response.json()["error"] == "NotFound"
 
@@ -153,6 +155,18 @@ def test_receive_event(receiver_rpc, event):
     reply = call(receiver_rpc.rpc.receive_event, event)
 
     assert isinstance(reply, InvalidInput) or reply == f"Event Received: {event}"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/nowhere", 404), ("DELETE", "/messages", 405), ("PUT", "/health", 405)],
+)
+def test_unknown_routes_and_methods_answer_json(message_service, method, path, status):
+    response = requests.request(method, message_service.base_url + path, timeout=10)
+
+    assert response.status_code == status
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["error"] in ("NotFound", "MethodNotAllowed")
 
 
 def test_wrong_call_shapes_are_typed_errors(receiver_rpc, message_service):

@@ -8,7 +8,10 @@ import json
 
 from nameko.exceptions import BadRequest
 from nameko.web.handlers import HttpRequestHandler
-from werkzeug.wrappers import Response
+from nameko.web.server import WebServer, WsgiApp
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RequestRedirect
+from werkzeug.wrappers import Request, Response
 
 from common.errors import InvalidInput, NotFound
 
@@ -27,7 +30,35 @@ def request_json(request) -> object:
         raise InvalidInput(f"request body is not valid JSON: {error}") from None
 
 
+class JsonWsgiApp(WsgiApp):
+    """nameko's WSGI app, with its own errors (unknown route, wrong method) as JSON too."""
+
+    def __call__(self, environ, start_response):
+        request = Request(environ, shallow=True)
+        adapter = self.url_map.bind_to_environ(environ)
+        try:
+            provider, values = adapter.match()
+            request.path_values = values
+            response = provider.handle_request(request)
+        except RequestRedirect as redirect:  # e.g. to the canonical URL: not an error
+            response = redirect
+        except HTTPException as error:
+            body = {"error": type(error).__name__, "message": error.description}
+            response = json_response(body, error.code)
+            response.headers.extend(
+                (name, value) for name, value in error.get_headers() if name.lower() != "content-type"
+            )
+        return response(environ, start_response)
+
+
+class JsonWebServer(WebServer):
+    def get_wsgi_app(self):
+        return JsonWsgiApp(self)
+
+
 class JsonHttpHandler(HttpRequestHandler):
+    server = JsonWebServer()
+
     def response_from_result(self, result):
         if isinstance(result, Response):
             return result
