@@ -95,6 +95,13 @@ def read_state(directory: Path) -> dict:
 
 def run_up(args) -> int:
     directory = args.state_dir
+    try:
+        running = read_state(directory)["pid"]
+    except SystemExit:
+        running = None
+    if running:
+        print(f"stack: `stack up` is already running here (pid {running}); see `stack ps`", file=sys.stderr)
+        return 2
     control = directory / "control"
     control.mkdir(parents=True, exist_ok=True)
     for stale in control.iterdir():
