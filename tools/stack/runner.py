@@ -262,7 +262,8 @@ class LocalStack:
             self.start(instance.name)
         return added
 
-    def _signal(self, name: str | None, signum: int) -> list[Instance]:
+    def send_signal(self, name: str | None, signum: int) -> list[Instance]:
+        """Signal an instance, a service's instances or all (None), marking them stopped on purpose."""
         signalled = []
         with self.lock:
             for instance_name in self._names(name):
@@ -277,7 +278,7 @@ class LocalStack:
 
     def stop(self, name: str | None = None, timeout: float | None = None) -> dict[str, int | None]:
         """SIGTERM (a graceful stop: nameko finishes its workers), SIGKILL after `timeout` seconds."""
-        signalled = self._signal(name, signal.SIGTERM)
+        signalled = self.send_signal(name, signal.SIGTERM)
         deadline = time.monotonic() + (self.grace_seconds if timeout is None else timeout)
         for instance in signalled:
             try:
@@ -289,7 +290,7 @@ class LocalStack:
 
     def kill(self, name: str) -> dict[str, int | None]:
         """SIGKILL, as `docker kill` does: no graceful stop, unacknowledged messages are redelivered."""
-        for instance in self._signal(name, signal.SIGKILL):
+        for instance in self.send_signal(name, signal.SIGKILL):
             instance.process.wait()
         return {n: self.instances[n].exit_code for n in self._names(name)}
 
