@@ -95,6 +95,13 @@ def read_state(directory: Path) -> dict:
 
 def run_up(args) -> int:
     directory = args.state_dir
+    try:
+        running = read_state(directory)["pid"]
+    except SystemExit:
+        running = None
+    if running:
+        print(f"stack: `stack up` is already running here (pid {running}); see `stack ps`", file=sys.stderr)
+        return 2
     control = directory / "control"
     control.mkdir(parents=True, exist_ok=True)
     for stale in control.iterdir():
@@ -170,11 +177,11 @@ def run_up(args) -> int:
         if stopping and not announced:
             announced = True
             print("stack: stopping gracefully (SIGTERM to every instance; Ctrl-C again to kill)", flush=True)
-            stack._signal(None, signal.SIGTERM)
+            stack.send_signal(None, signal.SIGTERM)
         if stopping and not forced and (len(stopping) > 1 or time.monotonic() - stopping[0] > args.timeout):
             forced = True
             print("stack: killing what is left (SIGKILL)", flush=True)
-            stack._signal(None, signal.SIGKILL)
+            stack.send_signal(None, signal.SIGKILL)
         write_state(stack, state_path, ready)
         if not any(i.running or i.restart_due for i in stack.instances.values()):
             break
