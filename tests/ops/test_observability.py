@@ -1,5 +1,8 @@
 """JSON logs that follow one request across services, and Prometheus metrics, from real `nameko run`s."""
 
+import json
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -88,6 +91,30 @@ def test_rejected_input_is_logged_as_rejected(stack, amqp_uri):
 
     [line] = wait_for(lambda: lines_of(stack["message"], request_id), message="the rejected call's line")
     assert (line["outcome"], line["error"], line["level"]) == ("rejected", "InvalidInput", "INFO")
+    # Lines logged while the worker ran, here nameko's own warning, carry the same call id.
+    [warning] = [
+        other
+        for other in json_lines(stack["message"])
+        if other["logger"] == "nameko.containers" and other.get("call_id") == line["call_id"]
+    ]
+    assert warning["level"] == "WARNING"
+    assert warning["call_id_stack"][0] == request_id
+
+
+def test_programs_that_are_not_services_log_the_same_json():
+    script = (
+        "import logging; from common.logs import configure_json_logging; "
+        "configure_json_logging(service='cron'); logging.getLogger('cron.job').info('sent %s', 3)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+
+    line = json.loads(done.stderr.splitlines()[-1])  # after the import warnings of eventlet
+    assert {key: line[key] for key in ("service", "logger", "level", "message")} == {
+        "service": "cron",
+        "logger": "cron.job",
+        "level": "INFO",
+        "message": "sent 3",
+    }
 
 
 def test_metrics_count_calls_outcomes_and_latency(stack, amqp_uri):
