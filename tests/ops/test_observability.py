@@ -9,7 +9,7 @@ import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from common.errors import InvalidInput
-from tests.ops.logs import json_lines, metrics_url, sample, scrape, worker_lines
+from tests.ops.logs import consumers_now, json_lines, metrics_url, sample, scrape, worker_lines
 from tests.support import ServiceProcess, free_port, rpc_queue, wait_for
 
 SERVICES = ("message", "time_consuming", "sender", "receiver")
@@ -17,7 +17,7 @@ HANDLER_QUEUE = "evt-message_service-heavy_payload_event--time_consuming_service
 
 
 @pytest.fixture(scope="module")
-def stack(amqp_uri, vhost, postgres, rabbit_admin, tmp_path_factory):
+def stack(amqp_uri, postgres, tmp_path_factory):
     env = {"AMQP_URI": amqp_uri, "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"}
     log_dir = tmp_path_factory.mktemp("observed")
     processes = {
@@ -26,7 +26,7 @@ def stack(amqp_uri, vhost, postgres, rabbit_admin, tmp_path_factory):
     }
     try:
         for queue in [rpc_queue(f"{service_dir}_service") for service_dir in SERVICES] + [HANDLER_QUEUE]:
-            wait_for(lambda q=queue: rabbit_admin.consumers(vhost, q), timeout=60, message=queue)
+            wait_for(lambda q=queue: consumers_now(amqp_uri, q), timeout=60, message=queue)
         yield processes
     finally:
         for process in processes.values():
