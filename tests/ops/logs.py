@@ -1,9 +1,12 @@
-"""Reading what a real service process says: its JSON log lines and its Prometheus endpoint."""
+"""Reading what a real service process says (its JSON log lines, its Prometheus endpoint) and what
+the broker says right now (the management API's counts lag by seconds)."""
 
 import contextlib
 import json
 
 import requests
+from amqp.exceptions import ChannelError
+from kombu import Connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support import ServiceProcess, wait_for
@@ -44,3 +47,18 @@ def scrape(url: str) -> dict:
 
 def sample(samples: dict, name: str, **labels) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def consumers_now(amqp_uri: str, queue: str) -> int:
+    """Consumers on `queue` this instant, by passive declare; 0 when it is not declared yet."""
+    with Connection(amqp_uri) as connection:
+        try:
+            return connection.channel().queue_declare(queue, passive=True)[2]
+        except ChannelError:
+            return 0
+
+
+def waiting_in(amqp_uri: str, queue: str) -> int:
+    """Messages ready in `queue` this instant."""
+    with Connection(amqp_uri) as connection:
+        return connection.channel().queue_declare(queue, passive=True)[1]

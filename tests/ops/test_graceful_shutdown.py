@@ -3,12 +3,10 @@
 import signal
 
 import pytest
-from amqp.exceptions import ChannelError
-from kombu import Connection
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from tests.fixtures import RABBIT_HOST, run_name
-from tests.ops.logs import metrics_url, sample, scrape, worker_lines
+from tests.ops.logs import consumers_now, metrics_url, sample, scrape, waiting_in, worker_lines
 from tests.ops.proxy import TcpProxy, through
 from tests.support import ServiceProcess, rpc_queue, wait_for
 
@@ -22,19 +20,6 @@ def amqp_uri(rabbit_admin):
     rabbit_admin.create_vhost(name)
     yield f"amqp://guest:guest@{RABBIT_HOST}:5672/{name}"
     rabbit_admin.delete_vhost(name)
-
-
-def consumers_now(amqp_uri: str, queue: str) -> int:
-    with Connection(amqp_uri) as connection:
-        try:
-            return connection.channel().queue_declare(queue, passive=True)[2]
-        except ChannelError:
-            return 0  # not declared yet
-
-
-def waiting_in(amqp_uri: str, queue: str) -> int:
-    with Connection(amqp_uri) as connection:
-        return connection.channel().queue_declare(queue, passive=True)[1]
 
 
 def start_receiver(env, log_dir):

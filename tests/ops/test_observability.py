@@ -1,12 +1,15 @@
 """JSON logs that follow one request across services, and Prometheus metrics, from real `nameko run`s."""
 
+import json
+import subprocess
+import sys
 import uuid
 
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from common.errors import InvalidInput
-from tests.ops.logs import json_lines, metrics_url, sample, scrape, worker_lines
+from tests.ops.logs import consumers_now, json_lines, metrics_url, sample, scrape, worker_lines
 from tests.support import ServiceProcess, free_port, rpc_queue, wait_for
 
 SERVICES = ("message", "time_consuming", "sender", "receiver")
@@ -14,7 +17,7 @@ HANDLER_QUEUE = "evt-message_service-heavy_payload_event--time_consuming_service
 
 
 @pytest.fixture(scope="module")
-def stack(amqp_uri, vhost, postgres, rabbit_admin, tmp_path_factory):
+def stack(amqp_uri, postgres, tmp_path_factory):
     env = {"AMQP_URI": amqp_uri, "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"}
     log_dir = tmp_path_factory.mktemp("observed")
     processes = {
@@ -23,7 +26,7 @@ def stack(amqp_uri, vhost, postgres, rabbit_admin, tmp_path_factory):
     }
     try:
         for queue in [rpc_queue(f"{service_dir}_service") for service_dir in SERVICES] + [HANDLER_QUEUE]:
-            wait_for(lambda q=queue: rabbit_admin.consumers(vhost, q), timeout=60, message=queue)
+            wait_for(lambda q=queue: consumers_now(amqp_uri, q), timeout=60, message=queue)
         yield processes
     finally:
         for process in processes.values():
@@ -88,6 +91,30 @@ def test_rejected_input_is_logged_as_rejected(stack, amqp_uri):
 
     [line] = wait_for(lambda: lines_of(stack["message"], request_id), message="the rejected call's line")
     assert (line["outcome"], line["error"], line["level"]) == ("rejected", "InvalidInput", "INFO")
+    # Lines logged while the worker ran, here nameko's own warning, carry the same call id.
+    [warning] = [
+        other
+        for other in json_lines(stack["message"])
+        if other["logger"] == "nameko.containers" and other.get("call_id") == line["call_id"]
+    ]
+    assert warning["level"] == "WARNING"
+    assert warning["call_id_stack"][0] == request_id
+
+
+def test_programs_that_are_not_services_log_the_same_json():
+    script = (
+        "import logging; from common.logs import configure_json_logging; "
+        "configure_json_logging(service='cron'); logging.getLogger('cron.job').info('sent %s', 3)"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+
+    line = json.loads(done.stderr.splitlines()[-1])  # after the import warnings of eventlet
+    assert {key: line[key] for key in ("service", "logger", "level", "message")} == {
+        "service": "cron",
+        "logger": "cron.job",
+        "level": "INFO",
+        "message": "sent 3",
+    }
 
 
 def test_metrics_count_calls_outcomes_and_latency(stack, amqp_uri):
