@@ -153,6 +153,8 @@ class LocalStack:
             for key, value in service.environment.items()
             if not self._points_at_infrastructure(value)
         }
+        if "METRICS_PORT" in from_compose:
+            from_compose["METRICS_PORT"] = "0"  # containers each have 9100; local instances take a free port
         merged = {**from_compose, **os.environ, **self.env, **self.service_env.get(service.name, {})}
         merged["PATH"] = f"{BIN}{os.pathsep}{merged.get('PATH', os.defpath)}"
         merged.setdefault("PYTHONUNBUFFERED", "1")
