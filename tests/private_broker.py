@@ -13,6 +13,7 @@ taken down and brought back, and is removed afterwards:
 `python -m tests.private_broker` starts one and prints its URIs until Ctrl-C.
 """
 
+import contextlib
 import os
 import shutil
 import signal
@@ -38,6 +39,13 @@ def port_open(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(0.5)
         return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def remove_leftovers():
@@ -103,6 +111,17 @@ class PrivateBroker:
             check=True,
         )
 
+    def queue_counts(self, vhost: str) -> dict[str, tuple[int, int]]:
+        """{queue: (ready, unacknowledged)} now; the management API's figures lag by seconds."""
+        listed = self.ctl(
+            "list_queues", "-q", "-p", vhost, "name", "messages_ready", "messages_unacknowledged"
+        )
+        counts = {}
+        for line in listed.stdout.splitlines():
+            name, ready, unacked = line.split("\t")
+            counts[name] = (int(ready), int(unacked))
+        return counts
+
     def start(self) -> "PrivateBroker":
         self.output = open(self.workdir / "server.out", "ab")  # noqa: SIM115 -- for the life of the node
         self.process = subprocess.Popen(
@@ -148,13 +167,23 @@ class PrivateBroker:
         if self.process.poll() is None:
             try:
                 self.ctl("stop")
-            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            try:
                 self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+                self.kill()
+                return
+        self.output.close()
+        self.process = None
+
+    def kill(self):
+        """A crash: SIGKILL to the node. What was confirmed to publishers is on disk."""
+        # Debian's wrapper runs the node through `su`, in a session of its own: kill that one too.
+        beam_pid = int((self.workdir / "rabbitmq.pid").read_text())
+        for group in {os.getpgid(beam_pid), os.getpgid(self.process.pid)}:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+        self.process.wait()
+        wait_for(lambda: not alive(beam_pid), timeout=30, message="the node to die")
+        (self.workdir / "rabbitmq.pid").unlink(missing_ok=True)
         self.output.close()
         self.process = None
 

@@ -1,9 +1,9 @@
-from nameko.events import EventDispatcher, event_handler
-from nameko.rpc import rpc
+from nameko.events import event_handler
 from sqlalchemy import text
 
 from common.db import Database
 from common.errors import InvalidInput, NotFound
+from common.messaging import EventDispatcher, rpc
 from common.schemas import NewMessage, parse
 from common.web import http, request_json
 from message.messages import PENDING, Base, get_message, record_outcome, store_message

@@ -1,9 +1,9 @@
 import time
 
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
 
 from common.db import Database
+from common.messaging import rpc
 from receiver.receipts import Base, count_receipts, record_receipt
 
 

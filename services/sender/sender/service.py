@@ -1,4 +1,4 @@
-from nameko.rpc import RpcProxy, rpc
+from common.messaging import RpcProxy, rpc
 
 
 class SenderService:

@@ -1,7 +1,7 @@
-from nameko.events import EventDispatcher, event_handler
-from nameko.rpc import rpc
+from nameko.events import event_handler
 
 from common.db import Database
+from common.messaging import EventDispatcher, rpc
 from time_consuming.jobs import Base, claim_job, get_job
 
 
