@@ -4,7 +4,7 @@ BIN := $(VENV)/bin
 PACKAGES := -e libs/common -e services/message -e services/time_consuming -e services/sender -e services/receiver -e .[dev]
 AMQP_URI ?= amqp://guest:guest@localhost:5672/
 
-.PHONY: install test lint run clean
+.PHONY: install test lint run up clean
 
 install: $(VENV)/.installed
 
@@ -20,11 +20,13 @@ lint: install
 test: install lint
 	$(BIN)/pytest
 
+# docker-compose.yml's services as local processes (no Docker): see README "Run it without Docker".
 run: install
-	@trap 'kill 0' INT TERM; \
-	for service in message time_consuming sender receiver; do \
-		AMQP_URI=$(AMQP_URI) $(BIN)/nameko run --config services/$$service/config.yaml $$service.service & \
-	done; wait
+	AMQP_URI=$(AMQP_URI) $(BIN)/stack up --scale receiver=3
+
+# The whole stack in containers (needs Docker): RabbitMQ, PostgreSQL, MinIO, migrations, services, cron.
+up:
+	docker compose up --build --scale receiver=3
 
 clean:
-	rm -rf $(VENV) *.sqlite3
+	rm -rf $(VENV) *.sqlite3 .stack

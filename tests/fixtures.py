@@ -133,3 +133,30 @@ def service_config(amqp_uri, postgres):
         return config
 
     return make
+
+
+@pytest.fixture
+def local_stack(amqp_uri, postgres, tmp_path):
+    """Starts docker-compose.yml's services as local processes: `local_stack(scale={"receiver": 3})`.
+
+    Runs the one-shot jobs (migrations) first, waits until every instance consumes, and stops
+    everything with SIGTERM at the end of the test. Returns the `stack.runner.LocalStack`.
+    """
+    from tests.support import make_local_stack
+
+    stacks = []
+
+    def start(*services, wait: bool = True, **options):
+        stack = make_local_stack(
+            amqp_uri, postgres, tmp_path / f"stack-{len(stacks)}", services=list(services) or None, **options
+        )
+        stacks.append(stack)
+        stack.run_jobs()
+        stack.start()
+        if wait:
+            stack.wait_ready()
+        return stack
+
+    yield start
+    for stack in stacks:
+        stack.close()

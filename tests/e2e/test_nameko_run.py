@@ -1,7 +1,8 @@
-"""The four services as users start them: `nameko run --config services/<dir>/config.yaml <dir>.service`.
+"""The four services as docker-compose.yml runs them, as local processes (`stack.runner.LocalStack`).
 
-Called the article's ways: ClusterRpcProxy (with a timeout, as every standalone client should)
-and `nameko shell`, driven through stdin.
+The commands, environment and one-shot migrations job come from docker-compose.yml, so what these
+tests run is what `docker compose up` runs. Called the article's ways: ClusterRpcProxy (with a
+timeout, as every standalone client should) and `nameko shell`, driven through stdin.
 """
 
 import subprocess
@@ -10,45 +11,37 @@ import pytest
 import requests
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from tests.support import BIN, ROOT, ServiceProcess, free_port, rpc_queue, wait_for
-
-SERVICES = {
-    "message": "message_service",
-    "time_consuming": "time_consuming_service",
-    "sender": "sender_service",
-    "receiver": "receiver_service",
-}
-HANDLER_QUEUE = "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
+from tests.support import BIN, ROOT, make_local_stack, wait_for
 
 
 @pytest.fixture(scope="module")
-def stack(amqp_uri, vhost, postgres, rabbit_admin, tmp_path_factory):
-    web_port = free_port()
-    env = {"AMQP_URI": amqp_uri, "WEB_SERVER_ADDRESS": f"127.0.0.1:{web_port}"}
-    log_dir = tmp_path_factory.mktemp("logs")
-    processes = [
-        ServiceProcess(service_dir, {**env, "DATABASE_URL": postgres()}, log_dir) for service_dir in SERVICES
-    ]
-    queues = [rpc_queue(name) for name in SERVICES.values()] + [HANDLER_QUEUE]
+def stack(amqp_uri, postgres, tmp_path_factory):
+    local = make_local_stack(amqp_uri, postgres, tmp_path_factory.mktemp("stack"))
+    local.run_jobs()
+    local.start()
     try:
-        for queue in queues:
-            wait_for(
-                lambda q=queue: rabbit_admin.consumers(vhost, q), timeout=60, message=f"a consumer on {queue}"
-            )
-    except AssertionError:
-        for process in processes:
-            process.stop()
+        local.wait_ready()
+    except Exception:
+        local.close()
         raise
-    yield {"env": env, "web": f"http://127.0.0.1:{web_port}", "processes": processes}
+    yield {
+        "env": {"AMQP_URI": amqp_uri},
+        "web": f"http://{local.instances['message-1'].web_address}",
+        "local": local,
+    }
     # SIGTERM, as `docker stop` sends it: every service stops gracefully and exits 0.
-    exit_codes = {process.service_dir: process.stop() for process in processes}
-    assert exit_codes == dict.fromkeys(SERVICES, 0), [process.output() for process in processes]
+    exit_codes = local.close()
+    assert exit_codes == dict.fromkeys(local.instances, 0), [i.output() for i in local.instances.values()]
 
 
 @pytest.fixture
 def cluster_rpc(stack):
     with ClusterRpcProxy({"AMQP_URI": stack["env"]["AMQP_URI"]}, timeout=10) as proxy:
         yield proxy
+
+
+def test_the_stack_runs_each_compose_service_once_by_default(stack):
+    assert sorted(stack["local"].instances) == ["message-1", "receiver-1", "sender-1", "time_consuming-1"]
 
 
 def test_cluster_rpc_proxy_calls_the_receiver(cluster_rpc):

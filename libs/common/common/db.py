@@ -21,16 +21,25 @@ def make_engine(url: str) -> Engine:
 
 
 class Database(DependencyProvider):
-    """Injects a fresh `Session`; whatever a worker leaves uncommitted is rolled back."""
+    """Injects a fresh `Session`; whatever a worker leaves uncommitted is rolled back.
 
-    def __init__(self, metadata: MetaData):
+    `migrations` names the package whose `migrations/` holds the schema's Alembic history. With
+    `DATABASE_AUTO_MIGRATE` true (the default, for the embedded SQLite) the service upgrades its
+    database at start; compose and Kubernetes set it false and run the `migrate` job first.
+    """
+
+    def __init__(self, metadata: MetaData, migrations: str):
         self.metadata = metadata
+        self.migrations = migrations
 
     def setup(self):
         config = self.container.config
-        self.engine = make_engine(config.get("DATABASE_URL") or DEFAULT_URL)
-        if config.get("DATABASE_AUTO_MIGRATE", True):
-            self.metadata.create_all(self.engine)
+        url = config.get("DATABASE_URL") or DEFAULT_URL
+        if str(config.get("DATABASE_AUTO_MIGRATE", True)).lower() not in ("false", "0", "no", "off"):
+            from common.migrations import upgrade
+
+            upgrade(self.migrations, url)
+        self.engine = make_engine(url)
         self.make_session = sessionmaker(self.engine, expire_on_commit=False)
         self.sessions: dict = {}
 

@@ -7,9 +7,9 @@ failed    time_consuming_service gave up; `reason` says why
 """
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import JSON, DateTime, String, Text
+from sqlalchemy import JSON, DateTime, String, Text, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from common.errors import NotFound
@@ -73,3 +73,23 @@ def record_outcome(session: Session, message_id: str, status: str, reason: str |
         message = get_message(session, message_id)
         message.status, message.reason = status, reason
     return message
+
+
+def claim_stuck_messages(session: Session, older_than: timedelta, limit: int = 100) -> list[Message]:
+    """Messages `pending` for longer than `older_than`, oldest first, marked as just updated.
+
+    Touching `updated_at` means the next run leaves them alone for another `older_than`; rows another
+    run is claiming right now are skipped (PostgreSQL's SKIP LOCKED), so overlapping runs never
+    claim the same message.
+    """
+    with session.begin():
+        stuck = session.scalars(
+            select(Message)
+            .where(Message.status == PENDING, Message.updated_at < now() - older_than)
+            .order_by(Message.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for message in stuck:
+            message.updated_at = now()
+    return stuck

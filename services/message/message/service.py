@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from nameko.events import event_handler
 from sqlalchemy import text
 
@@ -6,13 +8,20 @@ from common.errors import InvalidInput, NotFound
 from common.messaging import EventDispatcher, rpc
 from common.schemas import NewMessage, parse
 from common.web import http, request_json
-from message.messages import PENDING, Base, get_message, record_outcome, store_message
+from message.messages import (
+    PENDING,
+    Base,
+    claim_stuck_messages,
+    get_message,
+    record_outcome,
+    store_message,
+)
 
 
 class MessageService:
     name = "message_service"
 
-    db = Database(Base.metadata)
+    db = Database(Base.metadata, migrations="message")
     dispatch = EventDispatcher()
 
     @rpc(expected_exceptions=InvalidInput)
@@ -28,6 +37,16 @@ class MessageService:
     @rpc(expected_exceptions=NotFound)
     def get_message(self, message_id):
         return get_message(self.db, message_id).as_dict()
+
+    @rpc(expected_exceptions=InvalidInput)
+    def redispatch_stuck(self, older_than_seconds=600):
+        """Hand messages stuck in `pending` to time_consuming_service again; the cron job calls this."""
+        if not isinstance(older_than_seconds, int | float) or older_than_seconds < 0:
+            raise InvalidInput("older_than_seconds must be a number of seconds, 0 or more")
+        stuck = claim_stuck_messages(self.db, timedelta(seconds=older_than_seconds))
+        for message in stuck:
+            self.time_consuming_function(message)
+        return [message.id for message in stuck]
 
     @event_handler("time_consuming_service", "payload_processed")
     def on_payload_processed(self, outcome):

@@ -10,7 +10,7 @@ from receiver.receipts import Base, count_receipts, record_receipt
 class ReceiverService:
     name = "receiver_service"
 
-    receipts = Database(Base.metadata)
+    receipts = Database(Base.metadata, migrations="receiver")
     config = Config()
 
     @rpc

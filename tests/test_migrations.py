@@ -1,0 +1,90 @@
+"""Each service's Alembic history builds exactly the schema its models describe, on PostgreSQL."""
+
+import os
+import subprocess
+
+import pytest
+import sqlalchemy
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from common.db import make_engine
+from common.migrations import alembic_config, current, head, upgrade, version_table
+from message.messages import Base as MessageBase
+from receiver.receipts import Base as ReceiverBase
+from receiver.service import ReceiverService
+from tests.support import BIN, ROOT
+from time_consuming.jobs import Base as TimeConsumingBase
+
+MODELS = {
+    "message": MessageBase.metadata,
+    "time_consuming": TimeConsumingBase.metadata,
+    "receiver": ReceiverBase.metadata,
+}
+
+
+def drift(package: str, url: str) -> list:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(
+                connection, opts={"compare_type": True, "version_table": version_table(package)}
+            )
+            return compare_metadata(context, MODELS[package])
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("package", MODELS)
+def test_the_migrations_build_what_the_models_describe(postgres, package):
+    url = postgres()
+
+    upgrade(package, url)
+
+    assert current(package, url) == head(package)
+    assert drift(package, url) == []
+
+
+@pytest.mark.parametrize("package", MODELS)
+def test_every_migration_downgrades_cleanly(postgres, package):
+    url = postgres()
+    upgrade(package, url)
+
+    command.downgrade(alembic_config(package, url), "base")
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        tables = set(sqlalchemy.inspect(connection).get_table_names()) - {version_table(package)}
+    engine.dispose()
+
+    assert tables == set()
+
+
+def test_migrators_started_together_take_turns(postgres):
+    """Replicas started with DATABASE_AUTO_MIGRATE=true race; an advisory lock makes them take turns."""
+    url = postgres()
+    env = {**os.environ, "RECEIVER_DATABASE_URL": url}
+    migrators = [
+        subprocess.Popen([BIN / "migrate", "receiver"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [migrator.communicate(timeout=60)[0] for migrator in migrators]
+
+    assert [migrator.returncode for migrator in migrators] == [0, 0, 0]
+    latest = head("receiver")
+    assert sorted(output.split(":")[1].split("(")[0].strip() for output in outputs) == [
+        f"already at {latest}",
+        f"already at {latest}",
+        f"empty -> {latest}",
+    ]
+
+
+@pytest.mark.parametrize(("auto_migrate", "expected"), [(True, head("receiver")), ("false", None)])
+def test_a_service_migrates_its_database_at_start_only_when_told_to(
+    container_factory, service_config, auto_migrate, expected
+):
+    config = service_config("receiver", DATABASE_AUTO_MIGRATE=auto_migrate)
+
+    container_factory(ReceiverService, config).start()
+
+    assert current("receiver", config["DATABASE_URL"]) == expected

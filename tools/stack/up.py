@@ -1,0 +1,270 @@
+"""`stack up`, and `stack ps|stop|kill|start|restart NAME` to act on one instance of a running `stack up`.
+
+`stack up` keeps its state in `.stack/` next to the compose file: `logs/<instance>.log`,
+`state.json` (what runs where), and `control/`, where the other commands drop requests that
+`stack up` carries out (so a stopped instance is known to be stopped on purpose and not restarted).
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from stack.runner import LocalStack, StackError
+
+COLOURS = [36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96]
+ACTIONS = ("stop", "kill", "start", "restart")
+
+
+def parse_scale(values: list[str]) -> dict[str, int]:
+    scale = {}
+    for value in values:
+        service, _, count = value.partition("=")
+        if not count.isdigit():
+            raise SystemExit(f"stack: --scale takes SERVICE=NUMBER, not {value!r}")
+        scale[service] = int(count)
+    return scale
+
+
+class Printer:
+    """Prefixes each line of each instance's output with its name, as `docker compose up` does."""
+
+    def __init__(self, names: list[str], colour: bool):
+        self.width = max([len(name) for name in names] + [10])
+        self.colour = colour
+        self.offsets: dict[Path, int] = {}
+        self.partial: dict[Path, bytes] = {}
+
+    def prefix(self, name: str) -> str:
+        label = f"{name:<{self.width}} |"
+        if not self.colour:
+            return label
+        code = COLOURS[sum(map(ord, name.rsplit("-", 1)[0])) % len(COLOURS)]
+        return f"\033[{code}m{label}\033[0m"
+
+    def line(self, name: str, text: str) -> None:
+        print(f"{self.prefix(name)} {text}", flush=True)
+
+    def follow(self, name: str, path: Path) -> None:
+        if not path.exists():
+            return
+        with open(path, "rb") as log:
+            log.seek(self.offsets.get(path, 0))
+            data = self.partial.pop(path, b"") + log.read()
+            self.offsets[path] = log.tell()
+        *lines, rest = data.split(b"\n")
+        if rest:
+            self.partial[path] = rest
+        for line in lines:
+            self.line(name, line.decode(errors="replace").rstrip())
+
+
+def write_state(stack: LocalStack, path: Path, ready: set[str]) -> None:
+    state = {
+        "pid": os.getpid(),
+        "instances": {
+            name: {
+                "pid": instance.pid,
+                "running": instance.running,
+                "exit_code": instance.exit_code,
+                "ready": name in ready,
+                "web": instance.web_address and f"http://{instance.web_address}",
+                "log": str(instance.log_path),
+            }
+            for name, instance in stack.instances.items()
+        },
+    }
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(state, indent=2))
+    temporary.replace(path)
+
+
+def read_state(directory: Path) -> dict:
+    path = directory / "state.json"
+    try:
+        state = json.loads(path.read_text())
+        os.kill(state["pid"], 0)
+    except (OSError, ValueError, KeyError):
+        raise SystemExit("stack: no `stack up` is running for this compose file") from None
+    return state
+
+
+def run_up(args) -> int:
+    directory = args.state_dir
+    control = directory / "control"
+    control.mkdir(parents=True, exist_ok=True)
+    for stale in control.iterdir():
+        stale.unlink()
+    try:
+        stack = LocalStack(
+            args.compose_file,
+            services=args.services or None,
+            scale=parse_scale(args.scale),
+            log_dir=directory / "logs",
+            preferred_ports=True,
+            grace_seconds=args.timeout,
+        )
+    except StackError as error:
+        print(f"stack: {error}", file=sys.stderr)
+        return 2
+    for log in stack.log_dir.glob("*.log"):
+        log.unlink()
+    printer = Printer(
+        [*stack.instances, *(f"{job.name}-1" for job in stack.project.jobs)], sys.stdout.isatty()
+    )
+    broker = stack.broker
+    print(f"stack: broker {broker.amqp_uri.replace(broker.auth[1], '***')} (vhost {broker.vhost!r})")
+
+    for job in stack.project.jobs_for(stack.services):
+        print(f"stack: running {job.name} (one-shot) first")
+    try:
+        stack.run_jobs()
+    except StackError as error:
+        for job in stack.project.jobs_for(stack.services):
+            printer.follow(f"{job.name}-1", stack.log_dir / f"{job.name}-1.log")
+        print(f"stack: {error.args[0].splitlines()[0]}", file=sys.stderr)
+        return 1
+    for job in stack.project.jobs_for(stack.services):
+        printer.follow(f"{job.name}-1", stack.log_dir / f"{job.name}-1.log")
+
+    stopping: list[float] = []
+
+    def on_signal(signum, frame):
+        stopping.append(time.monotonic())
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    stack.start()
+    for name, instance in stack.instances.items():
+        web = f"  http://{instance.web_address}" if instance.web_address else ""
+        print(f"stack: started {name:<{printer.width}} pid {instance.pid}{web}", flush=True)
+
+    ready: set[str] = set()
+    ready_pids: dict[str, int] = {}
+    forced = announced = False
+    state_path = directory / "state.json"
+    while True:
+        for name, instance in stack.instances.items():
+            printer.follow(name, instance.log_path)
+        for name, event in stack.supervise():
+            print(f"stack: {name} {event}", flush=True)
+            ready.discard(name)
+        ready = {name for name in ready if stack.instances[name].pid == ready_pids.get(name)}
+        if not stopping:
+            for name, instance in stack.instances.items():
+                if name not in ready and instance.running and stack.is_ready(name):
+                    ready.add(name)
+                    ready_pids[name] = instance.pid
+                    print(f"stack: {name} ready", flush=True)
+            for request in sorted(control.iterdir()):
+                if not request.name.endswith(".done"):
+                    handle_request(stack, request)
+        if stopping and not announced:
+            announced = True
+            print("stack: stopping gracefully (SIGTERM to every instance; Ctrl-C again to kill)", flush=True)
+            stack._signal(None, signal.SIGTERM)
+        if stopping and not forced and (len(stopping) > 1 or time.monotonic() - stopping[0] > args.timeout):
+            forced = True
+            print("stack: killing what is left (SIGKILL)", flush=True)
+            stack._signal(None, signal.SIGKILL)
+        write_state(stack, state_path, ready)
+        if not any(i.running or i.restart_due for i in stack.instances.values()):
+            break
+        time.sleep(0.1)
+
+    for name, instance in stack.instances.items():
+        printer.follow(name, instance.log_path)
+    codes = {name: instance.exit_code for name, instance in stack.instances.items()}
+    print("stack: exit codes " + ", ".join(f"{name}={code}" for name, code in codes.items()), flush=True)
+    state_path.unlink(missing_ok=True)
+    return 0 if stopping else 1
+
+
+def handle_request(stack: LocalStack, request: Path) -> None:
+    """A request file is named `<id>_<action>_<instance>`; the answer is written back into it."""
+    _, action, name = request.name.split("_", 2)
+    request.unlink()
+    try:
+        if action == "stop":
+            result = stack.stop(name)
+        elif action == "kill":
+            result = stack.kill(name)
+        elif action == "start":
+            result = {i.name: f"pid {i.pid}" for i in stack.start(name)}
+        else:
+            result = {i.name: f"pid {i.pid}" for i in stack.restart(name)}
+        answer = {"ok": True, "result": result}
+    except StackError as error:
+        answer = {"ok": False, "error": str(error)}
+    print(f"stack: {action} {name}: {answer.get('result', answer.get('error'))}", flush=True)
+    request.with_name(f"{request.name}.done").write_text(json.dumps(answer))
+
+
+def run_action(args) -> int:
+    read_state(args.state_dir)
+    control = args.state_dir / "control"
+    request = control / f"{uuid.uuid4().hex[:8]}_{args.command}_{args.name}"
+    request.write_text("")
+    done = request.with_name(f"{request.name}.done")
+    deadline = time.monotonic() + args.timeout + 15
+    while not done.exists():
+        if time.monotonic() > deadline:
+            print(f"stack: `stack up` did not answer the {args.command} request", file=sys.stderr)
+            return 1
+        time.sleep(0.05)
+    answer = json.loads(done.read_text())
+    done.unlink()
+    if not answer["ok"]:
+        print(f"stack: {answer['error']}", file=sys.stderr)
+        return 1
+    for name, result in answer["result"].items():
+        print(f"{name}: {'exited with ' + str(result) if isinstance(result, int) else result}")
+    return 0
+
+
+def run_ps(args) -> int:
+    state = read_state(args.state_dir)
+    print(f"{'NAME':<18} {'PID':>7}  {'STATE':<18} WEB")
+    for name, instance in state["instances"].items():
+        if instance["running"]:
+            status = "ready" if instance["ready"] else "starting"
+        else:
+            status = f"exited ({instance['exit_code']})"
+        print(f"{name:<18} {instance['pid'] or '-':>7}  {status:<18} {instance['web'] or ''}")
+    return 0
+
+
+def register(subcommands) -> None:
+    up = subcommands.add_parser(
+        "up",
+        help="run the application services of the compose file as local processes",
+        description="Run the compose file's one-shot jobs, then its `nameko run` services as local "
+        "processes against this machine's broker (AMQP_URI) and databases. Ctrl-C stops them gracefully.",
+    )
+    up.add_argument("services", nargs="*", help="only these services (default: all)")
+    up.add_argument(
+        "--scale", action="append", default=[], metavar="SERVICE=N", help="instances of a service"
+    )
+    up.add_argument("-t", "--timeout", type=float, default=10, help="seconds to wait for a graceful stop")
+    up.set_defaults(run=run_up)
+
+    ps = subcommands.add_parser("ps", help="the instances of the running `stack up`")
+    ps.set_defaults(run=run_ps)
+
+    helps = {
+        "stop": "stop one instance (SIGTERM, graceful) or all of a service",
+        "kill": "kill one instance (SIGKILL)",
+        "start": "start a stopped instance again",
+        "restart": "stop then start an instance",
+    }
+    for action in ACTIONS:
+        parser = subcommands.add_parser(action, help=helps[action])
+        parser.add_argument("name", help="an instance (receiver-2) or a service (receiver)")
+        parser.add_argument(
+            "-t", "--timeout", type=float, default=10, help="seconds to wait for a graceful stop"
+        )
+        parser.set_defaults(run=run_action)
