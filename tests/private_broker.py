@@ -114,7 +114,14 @@ class PrivateBroker:
     def queue_counts(self, vhost: str) -> dict[str, tuple[int, int]]:
         """{queue: (ready, unacknowledged)} now; the management API's figures lag by seconds."""
         listed = self.ctl(
-            "list_queues", "-q", "-p", vhost, "name", "messages_ready", "messages_unacknowledged"
+            "list_queues",
+            "-q",
+            "--no-table-headers",
+            "-p",
+            vhost,
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
         )
         counts = {}
         for line in listed.stdout.splitlines():

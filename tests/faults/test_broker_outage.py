@@ -10,7 +10,7 @@ each worker has failed to publish its reply more often than stock nameko allows.
 import eventlet
 
 from common.client import call_with_retry
-from tests.support import ServiceProcess, rpc_queue, wait_for
+from tests.support import make_local_stack, rpc_queue, wait_for
 
 CALLS = 10  # 5 straight to the receiver, 5 through sender -> receiver: 10 receiver workers busy
 WORK_SECONDS = "6"  # long enough to see every call in flight (rabbitmqctl) and crash the broker under it
@@ -31,17 +31,18 @@ def unacked(broker, vhost, queue) -> int:
 
 def test_broker_outage_while_workers_are_busy(private_broker, private_amqp_uri, postgres, tmp_path):
     amqp_uri, vhost = private_amqp_uri
-    env = {"AMQP_URI": amqp_uri, **FAST_RETRIES}
-    receiver = ServiceProcess(
-        "receiver",
-        {**env, "DATABASE_URL": postgres(), "RECEIVER_WORK_SECONDS": WORK_SECONDS, "MAX_WORKERS": "20"},
+    stack = make_local_stack(
+        amqp_uri,
+        postgres,
         tmp_path,
+        services=["receiver", "sender"],
+        env={**FAST_RETRIES, "RECEIVER_WORK_SECONDS": WORK_SECONDS, "MAX_WORKERS": "20"},
+        management_url=f"{private_broker.management_url}/api",
     )
-    sender = ServiceProcess("sender", env, tmp_path)
-    services = [receiver, sender]
-    try:
-        for name in ("receiver_service", "sender_service"):
-            wait_for(lambda n=name: private_broker.admin.consumers(vhost, rpc_queue(n)), message=f"{name} up")
+    with stack:
+        stack.run_jobs()
+        stack.start()
+        stack.wait_ready()
 
         pool = eventlet.GreenPool()
         calls = [
@@ -62,7 +63,10 @@ def test_broker_outage_while_workers_are_busy(private_broker, private_amqp_uri, 
         private_broker.kill()
         # each worker logs once per failed attempt, its first try included
         wait_for(
-            lambda: receiver.output().count(RETRY_LOG) >= CALLS * (NAMEKO_DEFAULT_MAX_RETRIES + 2),
+            lambda: (
+                stack.instances["receiver-1"].output().count(RETRY_LOG)
+                >= CALLS * (NAMEKO_DEFAULT_MAX_RETRIES + 2)
+            ),
             message="each worker to retry its reply more often than nameko's default allows",
         )
         private_broker.start()
@@ -70,9 +74,8 @@ def test_broker_outage_while_workers_are_busy(private_broker, private_amqp_uri, 
         replies = [call.wait() for call in calls]
 
         assert replies == [f"Event Received: {{'id': 'outage-{i}'}}" for i in range(CALLS)]
-        assert [service.process.poll() for service in services] == [None, None], "a service exited"
+        assert [instance.running for instance in stack.instances.values()] == [True, True], "a service exited"
         assert call_with_retry(amqp_uri, "receiver_service", "receipt_count") == CALLS
         assert call_with_retry(amqp_uri, "sender_service", "send_event", "after") == "Event Received: after"
-    finally:
-        exit_codes = [service.stop() for service in services]
-    assert exit_codes == [0, 0], receiver.output()[-5000:]
+        exit_codes = stack.stop()
+    assert exit_codes == {"sender-1": 0, "receiver-1": 0}, stack.instances["receiver-1"].output()[-5000:]
