@@ -148,8 +148,9 @@ class KombuTarget:
 def measure_rpc(targets, rounds, sequential, pipelined, progress):
     results = {t.label: {"latencies": [], "sequential": [], "pipelined": []} for t in targets}
     task = progress.add_task("RPC round trips", total=rounds * len(targets))
-    for _ in range(rounds):
-        for target in targets:
+    for round_number in range(rounds):
+        shift = round_number % len(targets)  # a different order each round: no target always goes first
+        for target in targets[shift:] + targets[:shift]:
             result = results[target.label]
             for _ in range(20):  # warm-up
                 target.call()
@@ -250,9 +251,9 @@ def print_table(title, markdown_rows):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--sequential", type=int, default=300)
-    parser.add_argument("--pipelined", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sequential", type=int, default=200)
+    parser.add_argument("--pipelined", type=int, default=600)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--output", type=Path, default=ROOT / "bench")
     args = parser.parse_args(argv)
