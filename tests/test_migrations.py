@@ -10,11 +10,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from common.db import make_engine
-from common.migrations import alembic_config, current, head, upgrade, version_table
+from common.migrations import LOCK_KEY, alembic_config, current, head, upgrade, version_table
 from message.messages import Base as MessageBase
 from receiver.receipts import Base as ReceiverBase
 from receiver.service import ReceiverService
-from tests.support import BIN, ROOT
+from tests.support import BIN, ROOT, wait_for
 from time_consuming.jobs import Base as TimeConsumingBase
 
 MODELS = {
@@ -64,10 +64,27 @@ def test_migrators_started_together_take_turns(postgres):
     """Replicas started with DATABASE_AUTO_MIGRATE=true race; an advisory lock makes them take turns."""
     url = postgres()
     env = {**os.environ, "RECEIVER_DATABASE_URL": url}
-    migrators = [
-        subprocess.Popen([BIN / "migrate", "receiver"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
-        for _ in range(3)
-    ]
+    engine = make_engine(url)
+    with engine.connect() as holder:
+        holder.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
+        holder.commit()
+        migrators = [
+            subprocess.Popen(
+                [BIN / "migrate", "receiver"], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True
+            )
+            for _ in range(3)
+        ]
+        waiting = sqlalchemy.text(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND objid = :key"
+        )
+        wait_for(
+            lambda: holder.execute(waiting, {"key": LOCK_KEY}).scalar() == 3,
+            timeout=60,
+            message="three migrators waiting for the lock",
+        )
+        holder.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
+        holder.commit()
+    engine.dispose()
     outputs = [migrator.communicate(timeout=60)[0] for migrator in migrators]
 
     assert [migrator.returncode for migrator in migrators] == [0, 0, 0]

@@ -7,8 +7,8 @@ accepted by their operators) is listed in the README.
 """
 
 import json
-import re
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path

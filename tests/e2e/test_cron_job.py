@@ -2,12 +2,22 @@
 
 import os
 import subprocess
+import uuid
 
 import pytest
 from kombu import Connection, Exchange, Queue
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from tests.support import BIN, ROOT, wait_for
+
+
+@pytest.fixture
+def fresh_vhost(rabbit_admin, vhost):
+    """A vhost where no service has ever run: no queues, so events dispatched there are dropped."""
+    name = f"{vhost}_{uuid.uuid4().hex[:6]}"
+    rabbit_admin.create_vhost(name)
+    yield f"amqp://guest:guest@localhost:5672/{name}"
+    rabbit_admin.delete_vhost(name)
 
 
 def run(command: list, amqp_uri: str, *arguments) -> subprocess.CompletedProcess:
@@ -21,19 +31,19 @@ def run(command: list, amqp_uri: str, *arguments) -> subprocess.CompletedProcess
     )
 
 
-def test_a_message_stuck_in_pending_is_handed_over_again_and_ends_done(local_stack, amqp_uri):
-    local_stack("message")
-    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=10) as cluster_rpc:
+def test_a_message_stuck_in_pending_is_handed_over_again_and_ends_done(fresh_vhost, local_stack):
+    local_stack("message", env={"AMQP_URI": fresh_vhost})
+    with ClusterRpcProxy({"AMQP_URI": fresh_vhost}, timeout=10) as cluster_rpc:
         # time_consuming_service has never run on this vhost: no queue, so the event is dropped.
         stuck = cluster_rpc.message_service.receive_message({"message": "stuck", "payload": {"n": 1}})
-        local_stack("time_consuming")
+        local_stack("time_consuming", env={"AMQP_URI": fresh_vhost})
 
-        first = run(["redispatch-stuck"], amqp_uri, "--older-than-minutes", "0")
+        first = run(["redispatch-stuck"], fresh_vhost, "--older-than-minutes", "0")
         wait_for(
             lambda: cluster_rpc.message_service.get_message(stuck["id"])["status"] == "done",
             message="the stuck message done",
         )
-        second = run(["redispatch-stuck"], amqp_uri, "--older-than-minutes", "0")
+        second = run(["redispatch-stuck"], fresh_vhost, "--older-than-minutes", "0")
 
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines() == [
@@ -62,22 +72,14 @@ def test_broker_unavailable_is_a_clear_error_and_a_non_zero_exit():
     )
 
 
-@pytest.fixture
-def empty_vhost(rabbit_admin, vhost):
-    name = f"{vhost}_empty"
-    rabbit_admin.create_vhost(name)
-    yield f"amqp://guest:guest@localhost:5672/{name}"
-    rabbit_admin.delete_vhost(name)
-
-
-def test_message_service_not_running_is_a_clear_error_and_a_non_zero_exit(empty_vhost):
-    never_ran = run(["redispatch-stuck"], empty_vhost)
-    with Connection(empty_vhost) as connection:  # its queue is there, as nameko binds it, but nobody consumes
+def test_message_service_not_running_is_a_clear_error_and_a_non_zero_exit(fresh_vhost):
+    never_ran = run(["redispatch-stuck"], fresh_vhost)
+    with Connection(fresh_vhost) as connection:  # its queue is there, as nameko binds it, but nobody consumes
         exchange = Exchange("nameko-rpc", type="topic", durable=True)
         Queue("rpc-message_service", exchange, routing_key="message_service.*", durable=True)(
             connection.default_channel
         ).declare()
-    stopped = run(["redispatch-stuck"], empty_vhost, "--timeout", "1")
+    stopped = run(["redispatch-stuck"], fresh_vhost, "--timeout", "1")
 
     assert (never_ran.returncode, never_ran.stderr.strip()) == (
         3,

@@ -53,7 +53,7 @@ def test_stopping_two_of_three_receivers_mid_flight_loses_no_call(amqp_uri, post
                 if signum == signal.SIGKILL:
                     stack.kill(name)
                 else:
-                    stack._signal(name, signal.SIGTERM)
+                    stack.send_signal(name, signal.SIGTERM)
             replies = [call.result() for call in calls]
             exit_codes = {name: stack.instances[name].process.wait(30) for name in STOPPED}
 

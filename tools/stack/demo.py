@@ -286,7 +286,7 @@ def fault_tolerance(args):
                             time.sleep(0.02)
                     killed_at = time.monotonic()
                     for name in stopped:
-                        stack._signal(name, signum)
+                        stack.send_signal(name, signum)
                     replies = []
                     for call in pending:
                         replies.append(call.result())

@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -52,8 +53,6 @@ def _die_with_parent():
 
 
 def _port_is_free(port: int) -> bool:
-    import socket
-
     with socket.socket() as probe:
         try:
             probe.bind(("127.0.0.1", port))
@@ -63,8 +62,6 @@ def _port_is_free(port: int) -> bool:
 
 
 def _free_port() -> int:
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -265,7 +262,8 @@ class LocalStack:
             self.start(instance.name)
         return added
 
-    def _signal(self, name: str | None, signum: int) -> list[Instance]:
+    def send_signal(self, name: str | None, signum: int) -> list[Instance]:
+        """Signal an instance, a service's instances or all (None), marking them stopped on purpose."""
         signalled = []
         with self.lock:
             for instance_name in self._names(name):
@@ -280,7 +278,7 @@ class LocalStack:
 
     def stop(self, name: str | None = None, timeout: float | None = None) -> dict[str, int | None]:
         """SIGTERM (a graceful stop: nameko finishes its workers), SIGKILL after `timeout` seconds."""
-        signalled = self._signal(name, signal.SIGTERM)
+        signalled = self.send_signal(name, signal.SIGTERM)
         deadline = time.monotonic() + (self.grace_seconds if timeout is None else timeout)
         for instance in signalled:
             try:
@@ -292,7 +290,7 @@ class LocalStack:
 
     def kill(self, name: str) -> dict[str, int | None]:
         """SIGKILL, as `docker kill` does: no graceful stop, unacknowledged messages are redelivered."""
-        for instance in self._signal(name, signal.SIGKILL):
+        for instance in self.send_signal(name, signal.SIGKILL):
             instance.process.wait()
         return {n: self.instances[n].exit_code for n in self._names(name)}
 
@@ -323,7 +321,7 @@ class LocalStack:
         while pending:
             for instance_name in list(pending):
                 instance = self.instances[instance_name]
-                if not instance.running and instance.restart_due is None:
+                if not instance.running and not self._restarting(instance):
                     raise StackError(
                         f"{instance_name} exited with {instance.exit_code} before it was ready:\n"
                         + "\n".join(instance.output().splitlines()[-20:])
@@ -334,6 +332,20 @@ class LocalStack:
                 raise StackError(f"not ready after {timeout}s: {', '.join(pending)}")
             if pending:
                 time.sleep(0.1)
+
+    def _restarts_after(self, instance: Instance, code: int | None) -> bool:
+        policy = instance.service.restart
+        return policy in ("always", "unless-stopped") or (policy.startswith("on-failure") and bool(code))
+
+    def _restarting(self, instance: Instance) -> bool:
+        """Whether the supervisor has restarted or will restart this exited instance."""
+        if instance.restart_due is not None:
+            return True
+        return (
+            self._supervisor is not None
+            and not instance.manually_stopped
+            and self._restarts_after(instance, instance.exit_code)
+        )
 
     def supervise(self) -> list[tuple[str, str]]:
         """Notice exits and apply each service's restart policy, like the Docker daemon. Call it often.
@@ -350,8 +362,7 @@ class LocalStack:
                 if instance.restart_due is None:
                     code = instance.exit_code
                     events.append((instance.name, f"exited with {code}"))
-                    policy = instance.service.restart
-                    if policy in ("always", "unless-stopped") or (policy.startswith("on-failure") and code):
+                    if self._restarts_after(instance, code):
                         ran_for = now - instance.started_at
                         instance.restarts = 0 if ran_for > MAX_RESTART_DELAY else instance.restarts + 1
                         instance.restart_due = now + min(0.1 * 2**instance.restarts, MAX_RESTART_DELAY)

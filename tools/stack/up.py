@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
 from stack.runner import LocalStack, StackError
 
@@ -94,6 +95,13 @@ def read_state(directory: Path) -> dict:
 
 def run_up(args) -> int:
     directory = args.state_dir
+    try:
+        running = read_state(directory)["pid"]
+    except SystemExit:
+        running = None
+    if running:
+        print(f"stack: `stack up` is already running here (pid {running}); see `stack ps`", file=sys.stderr)
+        return 2
     control = directory / "control"
     control.mkdir(parents=True, exist_ok=True)
     for stale in control.iterdir():
@@ -116,7 +124,10 @@ def run_up(args) -> int:
         [*stack.instances, *(f"{job.name}-1" for job in stack.project.jobs)], sys.stdout.isatty()
     )
     broker = stack.broker
-    print(f"stack: broker {broker.amqp_uri.replace(broker.auth[1], '***')} (vhost {broker.vhost!r})")
+    shown = urlparse(broker.amqp_uri)._replace(
+        netloc=f"{broker.auth[0]}:***@{urlparse(broker.amqp_uri).hostname}"
+    )
+    print(f"stack: broker {shown.geturl()} (port {broker.amqp_port}, vhost {broker.vhost!r})")
 
     for job in stack.project.jobs_for(stack.services):
         print(f"stack: running {job.name} (one-shot) first")
@@ -166,11 +177,11 @@ def run_up(args) -> int:
         if stopping and not announced:
             announced = True
             print("stack: stopping gracefully (SIGTERM to every instance; Ctrl-C again to kill)", flush=True)
-            stack._signal(None, signal.SIGTERM)
+            stack.send_signal(None, signal.SIGTERM)
         if stopping and not forced and (len(stopping) > 1 or time.monotonic() - stopping[0] > args.timeout):
             forced = True
             print("stack: killing what is left (SIGKILL)", flush=True)
-            stack._signal(None, signal.SIGKILL)
+            stack.send_signal(None, signal.SIGKILL)
         write_state(stack, state_path, ready)
         if not any(i.running or i.restart_due for i in stack.instances.values()):
             break
@@ -234,7 +245,7 @@ def run_ps(args) -> int:
             status = "ready" if instance["ready"] else "starting"
         else:
             status = f"exited ({instance['exit_code']})"
-        print(f"{name:<18} {instance['pid'] or '-':>7}  {status:<18} {instance['web'] or ''}")
+        print(f"{name:<18} {instance['pid'] or '-':>7}  {status:<18} {instance['web'] or ''}".rstrip())
     return 0
 
 

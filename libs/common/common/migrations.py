@@ -79,17 +79,24 @@ def _migrate(context: EnvironmentContext, connection: Connection, metadata: Meta
             render_as_batch=connection.dialect.name == "sqlite",  # ALTER TABLE on SQLite
             compare_type=True,
         )
+        migration_context = context.get_context()
+        # read under the lock: what this migrator found and left, not what a concurrent one did
+        context.config.attributes["before"] = migration_context.get_current_revision()
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()
+        context.config.attributes["after"] = migration_context.get_current_revision()
     finally:
         if locked:
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
             connection.commit()
 
 
-def upgrade(package: str, url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(package, url), revision)
+def upgrade(package: str, url: str, revision: str = "head") -> tuple[str | None, str | None]:
+    """Upgrade to `revision`; returns the revisions the database was at before and after."""
+    config = alembic_config(package, url)
+    command.upgrade(config, revision)
+    return config.attributes.get("before"), config.attributes.get("after")
 
 
 def current(package: str, url: str) -> str | None:
@@ -168,9 +175,7 @@ def check(args) -> int:
 def upgrade_all(packages: list[str]) -> int:
     for package in packages:
         url = database_url(package)
-        before = current(package, url)
-        upgrade(package, url)
-        after = current(package, url)
+        before, after = upgrade(package, url)
         where = url.rsplit("@", 1)[-1]
         change = f"{before or 'empty'} -> {after}" if before != after else f"already at {after}"
         print(f"{package}: {change} ({where})", flush=True)

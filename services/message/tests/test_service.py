@@ -117,3 +117,26 @@ def test_health(message_service):
     response = requests.get(f"{base_url}/health", timeout=10)
 
     assert response.json() == {"status": "ok", "service": "message_service"}
+
+
+def test_redispatch_stuck_hands_over_only_messages_pending_for_longer_than_asked(message_service):
+    rpc, _ = message_service
+    pending = rpc.receive_message({"message": "waiting", "payload": {"n": 1}})
+    rpc.receive_message({"message": "nothing to do"})
+
+    recent_only = rpc.redispatch_stuck(600)
+    all_pending = rpc.redispatch_stuck(0)
+    just_touched = rpc.redispatch_stuck(600)
+
+    assert recent_only == []
+    assert all_pending == [pending["id"]]
+    assert rpc.get_message(pending["id"])["status"] == "pending"
+    assert just_touched == []  # a redispatched message waits another `older_than` before the next try
+
+
+@pytest.mark.parametrize("older_than", [-1, "10", None])
+def test_redispatch_stuck_rejects_a_bad_age(message_service, older_than):
+    rpc, _ = message_service
+
+    with pytest.raises(InvalidInput):
+        rpc.redispatch_stuck(older_than)
