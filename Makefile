@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := -e libs/common -e services/message -e services/time_consuming -e services/sender -e services/receiver -e .[dev]
 AMQP_URI ?= amqp://guest:guest@localhost:5672/
 
-.PHONY: install test lint run up clean audit
+.PHONY: install test lint run up bench audit clean
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,11 @@ run: install
 # The whole stack in containers (needs Docker): RabbitMQ, PostgreSQL, MinIO, migrations, services, cron.
 up:
 	docker compose up --build --scale receiver=3
+
+# The project against bare Nameko and raw kombu on the broker at AMQP_URI (a vhost of its own):
+# prints tables, writes bench/results.md and bench/results.json. See README "Benchmarks".
+bench: install
+	AMQP_URI=$(AMQP_URI) $(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) *.sqlite3 .stack

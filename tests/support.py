@@ -30,6 +30,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def rpc_queue(service_name: str) -> str:
+    return f"rpc-{service_name}"
+
+
 def make_local_stack(amqp_uri: str, postgres, log_dir: Path, **options):
     """docker-compose.yml's services as local processes (`stack.runner.LocalStack`), on this run's vhost.
 
@@ -44,7 +48,7 @@ def make_local_stack(amqp_uri: str, postgres, log_dir: Path, **options):
         ROOT / "docker-compose.yml",
         env={"AMQP_URI": amqp_uri, **options.pop("env", {})},
         log_dir=log_dir,
-        management_url=RABBIT_MANAGEMENT,
+        management_url=options.pop("management_url", RABBIT_MANAGEMENT),
         **options,
     )
     databases = {
@@ -57,10 +61,6 @@ def make_local_stack(amqp_uri: str, postgres, log_dir: Path, **options):
             {f"{name.upper()}_DATABASE_URL": url for name, url in databases.items()}
         )
     return stack
-
-
-def rpc_queue(service_name: str) -> str:
-    return f"rpc-{service_name}"
 
 
 class ServiceProcess:

@@ -13,6 +13,7 @@ from pathlib import Path
 COMMAND_MODULES = [
     "stack.up",
     "stack.jobs",
+    "stack.demo",
 ]
 
 

@@ -1,12 +1,12 @@
 from datetime import timedelta
 
-from nameko.events import EventDispatcher, event_handler
-from nameko.rpc import rpc
+from nameko.events import event_handler
 from sqlalchemy import text
 
 from common.db import Database
 from common.errors import InvalidInput, NotFound
 from common.logs import WorkerLog
+from common.messaging import EventDispatcher, rpc
 from common.metrics import Metrics
 from common.schemas import NewMessage, parse
 from common.shutdown import GracefulShutdown

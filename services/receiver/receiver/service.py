@@ -1,11 +1,11 @@
 import time
 
 from nameko.dependency_providers import Config
-from nameko.rpc import rpc
 
 from common.db import Database
 from common.errors import InvalidInput
 from common.logs import WorkerLog
+from common.messaging import rpc
 from common.metrics import Metrics
 from common.shutdown import GracefulShutdown
 from receiver.receipts import Base, count_receipts, record_receipt

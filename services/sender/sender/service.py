@@ -1,7 +1,6 @@
-from nameko.rpc import RpcProxy, rpc
-
 from common.errors import InvalidInput
 from common.logs import WorkerLog
+from common.messaging import RpcProxy, rpc
 from common.metrics import Metrics
 from common.shutdown import GracefulShutdown
 

@@ -1,8 +1,8 @@
-from nameko.events import EventDispatcher, event_handler
-from nameko.rpc import rpc
+from nameko.events import event_handler
 
 from common.db import Database
 from common.logs import WorkerLog
+from common.messaging import EventDispatcher, rpc
 from common.metrics import Metrics
 from common.shutdown import GracefulShutdown
 from time_consuming.jobs import Base, claim_job, get_job

@@ -1,0 +1,117 @@
+"""Nameko's `rpc`, `RpcProxy` and `EventDispatcher`, publishing with a retry policy from the config.
+
+Why: nameko 2.14 gives up publishing after 3 tries: `nameko.constants.DEFAULT_RETRY_POLICY` for the
+publish (kombu's `Connection.ensure`) and `DEFAULT_TRANSPORT_OPTIONS` for reconnecting the pooled
+connection it publishes on (kombu's `Connection.default_channel`). A worker whose RPC reply cannot be
+published then kills its container (`ServiceContainer._handle_thread_exited`), so `nameko run` exits:
+a broker outage of ~10 s while workers are busy costs processes and the requests they hold.
+The reply publisher (`nameko.rpc.Responder`) takes no options, so the entrypoint below builds its
+own; `RpcProxy` and `EventDispatcher` take the options as arguments.
+
+The policy is the config key `PUBLISH_RETRY_POLICY`: the keywords of `kombu.Connection.ensure`
+(`max_retries`, `interval_start`, `interval_step`, `interval_max`), used for both. Every retry is logged.
+
+Use these in place of nameko's in every entrypoint of a service: two `rpc` flavours in one service
+would make two consumers of its queue.
+"""
+
+from logging import getLogger
+
+import nameko.amqp.publish
+import nameko.events
+import nameko.rpc
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_RETRY_POLICY,
+    DEFAULT_SERIALIZER,
+    DEFAULT_TRANSPORT_OPTIONS,
+    LOGIN_METHOD_CONFIG_KEY,
+    SERIALIZER_CONFIG_KEY,
+)
+
+RETRY_POLICY_CONFIG_KEY = "PUBLISH_RETRY_POLICY"
+
+log = getLogger(__name__)
+
+
+def log_retry(exc, interval):
+    log.warning("broker unreachable (%r): publishing again in %ss", exc, interval)
+
+
+def publish_options(config: dict) -> dict:
+    """Options for `Publisher` below that retry for as long as the config says."""
+    policy = {**DEFAULT_RETRY_POLICY, **(config.get(RETRY_POLICY_CONFIG_KEY) or {}), "errback": log_retry}
+    return {
+        "retry_policy": policy,
+        # connect_retries_timeout: kombu otherwise stops reconnecting after `connect_timeout` seconds
+        "transport_options": {**DEFAULT_TRANSPORT_OPTIONS, **policy, "connect_retries_timeout": None},
+    }
+
+
+class Publisher(nameko.amqp.publish.Publisher):
+    """nameko's Publisher, which takes `transport_options` only as a class attribute, per instance."""
+
+    def __init__(self, amqp_uri, transport_options=None, **options):
+        super().__init__(amqp_uri, **options)
+        if transport_options is not None:
+            self.transport_options = transport_options
+
+
+class Responder(nameko.rpc.Responder):
+    def __init__(self, *args, publish_options: dict, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.publish_options = publish_options
+
+    def publisher_cls(self, amqp_uri, **options):
+        return Publisher(amqp_uri, **self.publish_options, **options)
+
+
+class RpcConsumer(nameko.rpc.RpcConsumer):
+    def handle_result(self, message, result, exc_info):
+        # nameko.rpc.RpcConsumer.handle_result, with the publish options given to the Responder
+        config = self.container.config
+        responder = Responder(
+            config[AMQP_URI_CONFIG_KEY],
+            nameko.rpc.get_rpc_exchange(config),
+            config.get(SERIALIZER_CONFIG_KEY, DEFAULT_SERIALIZER),
+            message,
+            ssl=config.get(AMQP_SSL_CONFIG_KEY),
+            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+            publish_options=publish_options(config),
+        )
+        result, exc_info = responder.send_response(result, exc_info)
+        # The ack goes to the connection the request came on; after an outage that one is gone,
+        # the broker redelivers the request and the (idempotent) worker runs again.
+        self.queue_consumer.ack_message(message)
+        return result, exc_info
+
+
+class Rpc(nameko.rpc.Rpc):
+    rpc_consumer = RpcConsumer()
+
+
+rpc = Rpc.decorator
+
+
+class MethodProxy(nameko.rpc.MethodProxy):
+    publisher_cls = Publisher
+
+
+class ServiceProxy(nameko.rpc.ServiceProxy):
+    def __getattr__(self, name):
+        return MethodProxy(self.worker_ctx, self.service_name, name, self.reply_listener, **self.options)
+
+
+class RpcProxy(nameko.rpc.RpcProxy):
+    def get_dependency(self, worker_ctx):
+        options = {**publish_options(self.container.config), **self.options}
+        return ServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener, **options)
+
+
+class EventDispatcher(nameko.events.EventDispatcher):
+    publisher_cls = Publisher
+
+    def setup(self):
+        self.options = {**publish_options(self.container.config), **self.options}
+        super().setup()
