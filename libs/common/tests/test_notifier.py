@@ -1,8 +1,9 @@
 """Webhook notifications against a real HTTP server (pytest-httpserver): retries, timeouts, 4xx."""
 
-import time
+import threading
 
 import pytest
+from werkzeug import Response
 
 from common.notifier import (
     LoggingNotifier,
@@ -39,13 +40,19 @@ def test_a_webhook_that_always_fails_gives_up_after_the_retries(httpserver):
 
 
 def test_a_webhook_that_never_answers_times_out(httpserver):
+    released = threading.Event()
+
     def never_answers(request):
-        time.sleep(3)  # longer than the client waits
+        released.wait(10)  # (the test server answers one request at a time: free it afterwards)
+        return Response(status=200)
 
     httpserver.expect_request("/hook", method="POST").respond_with_handler(never_answers)
 
-    with pytest.raises(NotificationError, match="ReadTimeout"):
-        webhook(httpserver, read_timeout=0.3).notify({"message_id": "m-3"})
+    try:
+        with pytest.raises(NotificationError, match="ReadTimeout"):
+            webhook(httpserver, read_timeout=0.3).notify({"message_id": "m-3"})
+    finally:
+        released.set()
 
 
 def test_a_4xx_is_permanent_and_not_retried(httpserver):
