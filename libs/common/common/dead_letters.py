@@ -106,7 +106,9 @@ def replay_dead_letters(config: dict, message_id: str | None = None) -> list[dic
         producer = connection.Producer(serializer="json")
         for message in read_all(connection, dead_letter_queue(config)):
             body = message.decode()
-            if message_id is not None and not (isinstance(body, dict) and body.get("message_id") == message_id):
+            if message_id is not None and not (
+                isinstance(body, dict) and body.get("message_id") == message_id
+            ):
                 continue
             headers = message.headers or {}
             producer.publish(

@@ -15,7 +15,9 @@ from common.notifier import (
 
 
 def webhook(httpserver, read_timeout=2.0) -> WebhookClient:
-    return WebhookClient(make_session(retries=3, backoff=0.01), httpserver.url_for("/hook"), (2.0, read_timeout))
+    return WebhookClient(
+        make_session(retries=3, backoff=0.01), httpserver.url_for("/hook"), (2.0, read_timeout)
+    )
 
 
 def test_503_then_200_is_retried_and_delivered_once(httpserver):

@@ -28,7 +28,9 @@ def test_a_retry_with_the_same_key_overwrites(s3):
 
     listing = client.list_objects_v2(Bucket=settings["S3_BUCKET"])
     assert [item["Key"] for item in listing["Contents"]] == ["payloads/m-2.json"]
-    assert client.get_object(Bucket=settings["S3_BUCKET"], Key="payloads/m-2.json")["Body"].read() == b"second"
+    assert (
+        client.get_object(Bucket=settings["S3_BUCKET"], Key="payloads/m-2.json")["Body"].read() == b"second"
+    )
 
 
 def test_with_no_endpoint_objects_are_files_in_a_local_directory(tmp_path):
