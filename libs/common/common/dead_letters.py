@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from kombu import Connection, Exchange, Queue
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY
 from nameko.extensions import DependencyProvider
+from nameko.standalone.events import get_event_exchange
 
 DEFAULT_QUEUE = "dead-letters"
 
@@ -26,9 +27,9 @@ def dead_letter_queue(config: dict) -> Queue:
     return Queue(config.get("DEAD_LETTER_QUEUE") or DEFAULT_QUEUE, durable=True)
 
 
-def events_exchange(service_name: str) -> Exchange:
-    """The exchange nameko's `EventDispatcher` publishes a service's events to."""
-    return Exchange(f"{service_name}.events", type="topic", durable=True, auto_delete=True)
+def events_exchange(service_name: str, config: dict) -> Exchange:
+    """The exchange nameko's `EventDispatcher` publishes a service's events to, declared as nameko does."""
+    return get_event_exchange(service_name, config)
 
 
 def connect(config: dict) -> Connection:
@@ -53,7 +54,8 @@ class DeadLetterQueue:
                 retry=True,
                 headers={
                     "x-reason": reason[:1000],
-                    "x-original-exchange": events_exchange(source_service).name,
+                    "x-original-service": source_service,
+                    "x-original-exchange": events_exchange(source_service, self.config).name,
                     "x-original-routing-key": event_type,
                     "x-failed-by": self.service_name,
                     "x-failed-at": datetime.now(UTC).isoformat(),
@@ -111,9 +113,11 @@ def replay_dead_letters(config: dict, message_id: str | None = None) -> list[dic
             ):
                 continue
             headers = message.headers or {}
+            exchange = events_exchange(headers["x-original-service"], config)
             producer.publish(
                 body,
-                exchange=headers["x-original-exchange"],
+                exchange=exchange,
+                declare=[exchange],
                 routing_key=headers["x-original-routing-key"],
                 delivery_mode="persistent",
                 retry=True,
