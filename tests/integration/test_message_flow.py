@@ -31,7 +31,7 @@ def test_a_payload_travels_by_event_and_the_message_ends_done(cluster_rpc):
 
     assert stored["status"] == "pending"
     assert final["reason"] is None
-    assert cluster_rpc.time_consuming_service.get_job(stored["id"])["state"] == "done"
+    assert cluster_rpc.time_consuming_service.get_job(stored["id"])["state"] == "notified"
 
 
 def test_a_message_without_payload_makes_no_job(cluster_rpc):
