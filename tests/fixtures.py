@@ -160,3 +160,36 @@ def local_stack(amqp_uri, postgres, tmp_path):
     yield start
     for stack in stacks:
         stack.close()
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API over HTTP (moto's server mode) for the whole run: its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server):
+    """boto3 pointed at the test S3 server, and a bucket name of this test's own (not created yet)."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_server,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    settings = {
+        "S3_ENDPOINT_URL": s3_server,
+        "S3_BUCKET": f"bucket-{uuid.uuid4().hex[:12]}",
+        "S3_ACCESS_KEY_ID": "test",
+        "S3_SECRET_ACCESS_KEY": "test",
+    }
+    return client, settings

@@ -97,7 +97,8 @@ def test_receiver_can_be_scaled(docker_compose):
 def test_the_services_wait_for_the_broker_and_the_migrations_job():
     project = compose.load(ROOT / "docker-compose.yml", environ={})
 
-    assert [job.name for job in project.jobs] == ["migrations"]
+    assert [job.name for job in project.jobs] == ["migrations", "topology"]
+    assert project.services["message"].depends_on["topology"] == "service_completed_successfully"
     for service in project.app_services:
         assert service.depends_on["rabbitmq"] == "service_healthy", service.name
         if "DATABASE_URL" in service.environment:
@@ -111,7 +112,7 @@ def test_every_command_compose_runs_is_installed_by_the_packages():
     commands = {s.command[0] for s in project.services.values() if s.command and s.name != "minio"}
     commands |= {job["command"][0] for job in cron["jobs"]}
 
-    assert commands == {"nameko", "migrate", "yacron", "redispatch-stuck"}
+    assert commands == {"nameko", "migrate", "nameko-topology", "yacron", "redispatch-stuck"}
     assert all((BIN / command).exists() for command in commands)
 
 
@@ -148,7 +149,7 @@ def test_the_kubernetes_manifests_validate_against_the_schemas(overlay, tmp_path
 
     assert result.returncode == 0, result.stdout + result.stderr
     kinds = sorted(doc["kind"] for doc in core)
-    assert kinds == sorted(["ConfigMap", "Secret", "Service", "Job", "CronJob"] + ["Deployment"] * 4)
+    assert kinds == sorted(["ConfigMap", "Secret", "Service", "Job", "Job", "CronJob"] + ["Deployment"] * 4)
 
 
 def by_kind(documents, kind) -> dict[str, dict]:
@@ -170,6 +171,8 @@ def test_kubernetes_runs_what_compose_runs():
         assert container["readinessProbe"] and container["livenessProbe"] and container["resources"]["limits"]
     migrations = by_kind(documents, "Job")["migrations"]["spec"]["template"]["spec"]["containers"][0]
     assert migrations["command"] == project.services["migrations"].command
+    topology = by_kind(documents, "Job")["topology"]["spec"]["template"]["spec"]["containers"][0]
+    assert topology["command"] == project.services["topology"].command
     cron = by_kind(documents, "CronJob")["redispatch-stuck"]["spec"]["jobTemplate"]["spec"]["template"]
     assert cron["spec"]["containers"][0]["command"] == ["redispatch-stuck"]
     config = next(iter(by_kind(documents, "ConfigMap").values()))

@@ -31,8 +31,16 @@ def run(command: list, amqp_uri: str, *arguments) -> subprocess.CompletedProcess
     )
 
 
-def test_a_message_stuck_in_pending_is_handed_over_again_and_ends_done(fresh_vhost, local_stack):
+def test_a_message_stuck_in_pending_is_handed_over_again_and_ends_done(
+    fresh_vhost, local_stack, rabbit_admin
+):
     local_stack("message", env={"AMQP_URI": fresh_vhost})
+    # The stack's topology job declared time_consuming's queue; a deploy that skipped it has none.
+    vhost = fresh_vhost.rsplit("/", 1)[1]
+    handler_queue = (
+        "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
+    )
+    rabbit_admin.request("DELETE", f"queues/{vhost}/{handler_queue}")
     with ClusterRpcProxy({"AMQP_URI": fresh_vhost}, timeout=10) as cluster_rpc:
         # time_consuming_service has never run on this vhost: no queue, so the event is dropped.
         stuck = cluster_rpc.message_service.receive_message({"message": "stuck", "payload": {"n": 1}})

@@ -1,6 +1,7 @@
 """message_service and time_consuming_service together on the real broker: the article's pub-sub."""
 
 import pytest
+import sqlalchemy
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from message.service import MessageService
@@ -31,7 +32,7 @@ def test_a_payload_travels_by_event_and_the_message_ends_done(cluster_rpc):
 
     assert stored["status"] == "pending"
     assert final["reason"] is None
-    assert cluster_rpc.time_consuming_service.get_job(stored["id"])["state"] == "done"
+    assert cluster_rpc.time_consuming_service.get_job(stored["id"])["state"] == "notified"
 
 
 def test_a_message_without_payload_makes_no_job(cluster_rpc):
@@ -41,3 +42,25 @@ def test_a_message_without_payload_makes_no_job(cluster_rpc):
 
     assert stored["status"] == "received"
     assert cluster_rpc.time_consuming_service.get_job(stored["id"]) is None
+
+
+def test_a_lost_outcome_report_is_recovered_by_redispatch(runner_factory, service_config):
+    """The cron job's path: a message left `pending` although its job finished (the report was lost)."""
+    message_config = service_config("message", WEB_SERVER_ADDRESS="127.0.0.1:0")
+    runner_factory(message_config, MessageService).start()
+    runner_factory(service_config("time_consuming"), TimeConsumingService).start()
+    with ClusterRpcProxy(message_config, timeout=10) as rpc:
+        stored = rpc.message_service.receive_message({"message": "heavy", "payload": [1]})
+        wait_for(lambda: rpc.message_service.get_message(stored["id"])["status"] == "done", message="done")
+        engine = sqlalchemy.create_engine(message_config["DATABASE_URL"])
+        with engine.begin() as connection:
+            connection.execute(
+                sqlalchemy.text("UPDATE messages SET status = 'pending' WHERE id = :id"), {"id": stored["id"]}
+            )
+        engine.dispose()
+
+        assert rpc.message_service.redispatch_stuck(0) == [stored["id"]]
+        wait_for(
+            lambda: rpc.message_service.get_message(stored["id"])["status"] == "done", message="done again"
+        )
+        assert rpc.time_consuming_service.get_job(stored["id"])["attempts"] == 1  # reported, not redone

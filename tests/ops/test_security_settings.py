@@ -25,7 +25,7 @@ def test_urls_and_credentials_come_from_the_environment(config):
         if line.startswith("#") or not re.search(r"://|PASSWORD|SECRET|TOKEN|KEY:", line):
             continue
         key, _, value = line.partition(":")
-        assert re.fullmatch(r"\s*\$\{[A-Z_]+:.*\}\s*", value), (
+        assert re.fullmatch(r"\s*\$\{[A-Z0-9_]+:.*\}\s*", value), (
             f"{config.name}: {key} is not from the environment"
         )
 

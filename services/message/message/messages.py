@@ -9,7 +9,7 @@ failed    time_consuming_service gave up; `reason` says why
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import JSON, DateTime, String, Text, select
+from sqlalchemy import JSON, DateTime, Integer, String, Text, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from common.errors import NotFound
@@ -49,6 +49,22 @@ class Message(Base):
         }
 
 
+class OutboxEvent(Base):
+    """An event to dispatch, written in the same transaction as the change it announces.
+
+    `relay` sends it after the commit; if that fails (broker down, process killed in between), the
+    row stays unsent and the service's timer sends it later: no stored message without its event.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_type: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[object] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 def store_message(session: Session, new: NewMessage) -> Message:
     message = Message(
         id=str(uuid.uuid4()),
@@ -58,7 +74,32 @@ def store_message(session: Session, new: NewMessage) -> Message:
     )
     with session.begin():
         session.add(message)
+        if message.status == PENDING:
+            session.add(OutboxEvent(event_type="heavy_payload_event", payload=heavy_payload_event(message)))
     return message
+
+
+def heavy_payload_event(message: Message) -> dict:
+    return {"message_id": message.id, "payload": message.payload}
+
+
+def relay(session: Session, dispatch, limit: int = 100) -> int:
+    """Dispatches unsent outbox events, oldest first; rows another relay holds are skipped.
+
+    A crash after the dispatch and before the commit sends an event twice: its consumer is idempotent.
+    """
+    with session.begin():
+        unsent = session.scalars(
+            select(OutboxEvent)
+            .where(OutboxEvent.sent_at.is_(None))
+            .order_by(OutboxEvent.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for event in unsent:
+            dispatch(event.event_type, event.payload)
+            event.sent_at = now()
+    return len(unsent)
 
 
 def get_message(session: Session, message_id) -> Message:

@@ -1,6 +1,8 @@
+import logging
 from datetime import timedelta
 
 from nameko.events import event_handler
+from nameko.timer import timer
 from sqlalchemy import text
 
 from common.db import Database
@@ -16,9 +18,14 @@ from message.messages import (
     Base,
     claim_stuck_messages,
     get_message,
+    heavy_payload_event,
     record_outcome,
+    relay,
     store_message,
 )
+
+log = logging.getLogger(__name__)
+OUTBOX_RELAY_SECONDS = 2
 
 
 class MessageService:
@@ -32,13 +39,24 @@ class MessageService:
 
     @rpc(expected_exceptions=InvalidInput)
     def receive_message(self, event):
-        message = store_message(self.db, parse(NewMessage, event))
+        message = store_message(self.db, parse(NewMessage, event))  # with its event, in the outbox
         if message.status == PENDING:
-            self.time_consuming_function(message)
+            self.relay_outbox()
         return {"id": message.id, "status": message.status}
 
+    def relay_outbox(self):
+        try:
+            relay(self.db, self.dispatch)
+        except Exception:  # the message and its event are committed: the timer sends it later
+            log.warning("outbox relay failed; relay_unsent will retry", exc_info=True)
+
+    @timer(interval=OUTBOX_RELAY_SECONDS)
+    def relay_unsent(self):
+        """Events left in the outbox by a failed relay (broker down, a crash after the commit)."""
+        relay(self.db, self.dispatch)
+
     def time_consuming_function(self, message):
-        self.dispatch("heavy_payload_event", {"message_id": message.id, "payload": message.payload})
+        self.dispatch("heavy_payload_event", heavy_payload_event(message))
 
     @rpc(expected_exceptions=NotFound)
     def get_message(self, message_id):

@@ -1,6 +1,7 @@
 """Unit tests (worker_factory: dependencies replaced by mocks, no broker)."""
 
 import uuid
+from unittest.mock import patch
 
 import pytest
 from nameko.testing.services import worker_factory
@@ -43,10 +44,14 @@ def test_a_message_without_payload_dispatches_nothing():
 def test_a_message_with_payload_is_handed_to_time_consuming_service():
     service = worker_factory(MessageService)
 
-    reply = service.receive_message({"message": "Hello", "payload": {"size": "heavy"}})
+    with patch("message.service.relay") as relay:
+        reply = service.receive_message({"message": "Hello", "payload": {"size": "heavy"}})
 
     assert reply["status"] == "pending"
     assert uuid.UUID(reply["id"])
-    service.dispatch.assert_called_once_with(
-        "heavy_payload_event", {"message_id": reply["id"], "payload": {"size": "heavy"}}
+    outbox_event = service.db.add.call_args_list[-1].args[0]  # in the message's transaction
+    assert (outbox_event.event_type, outbox_event.payload) == (
+        "heavy_payload_event",
+        {"message_id": reply["id"], "payload": {"size": "heavy"}},
     )
+    relay.assert_called_once_with(service.db, service.dispatch)  # sent right after the commit

@@ -1,11 +1,15 @@
 from nameko.events import event_handler
 
 from common.db import Database
+from common.dead_letters import DeadLetters
 from common.logs import WorkerLog
 from common.messaging import EventDispatcher, rpc
 from common.metrics import Metrics
+from common.notifier import Notifier
 from common.shutdown import GracefulShutdown
-from time_consuming.jobs import Base, claim_job, get_job
+from common.storage import Storage
+from time_consuming.jobs import Base, get_job
+from time_consuming.work import process
 
 
 class TimeConsumingService:
@@ -15,14 +19,18 @@ class TimeConsumingService:
     metrics = Metrics()
     graceful = GracefulShutdown()
     db = Database(Base.metadata, migrations="time_consuming")
+    storage = Storage()
+    notifier = Notifier()
+    dead_letters = DeadLetters()
     dispatch = EventDispatcher()
 
     @event_handler("message_service", "heavy_payload_event")
     def time_consuming_event_handler(self, event):
-        with claim_job(self.db, event["message_id"]) as job:
-            if job is None:
-                return  # a redelivery of an event already handled
-        self.dispatch("payload_processed", {"message_id": job.message_id, "status": "done"})
+        outcome = process(event, self.db, self.storage, self.notifier)
+        if outcome.failed:  # parked with its reason, then acked: never lost, never looping
+            self.dead_letters.park(event, outcome.reason, "message_service", "heavy_payload_event")
+        if outcome.message_id is not None:
+            self.dispatch("payload_processed", outcome.report())
 
     @rpc
     def get_job(self, message_id):

@@ -1,0 +1,155 @@
+"""Dead letters: events a service can never handle are parked in a durable RabbitMQ queue, not lost
+and not redelivered forever.
+
+A handler that gives up calls `dead_letters.park(event, reason)` and returns normally, so nameko
+acks the original delivery. The parked copy keeps the event's body and where it came from (headers
+`x-original-exchange`, `x-original-routing-key`) plus `x-reason`; `nameko-dead-letters replay`
+publishes it there again once the cause is fixed.
+
+    nameko-dead-letters list   --config services/time_consuming/config.yaml
+    nameko-dead-letters replay --config services/time_consuming/config.yaml [--message-id ID]
+"""
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+
+from kombu import Connection, Exchange, Queue
+from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY
+from nameko.extensions import DependencyProvider
+from nameko.standalone.events import get_event_exchange
+
+DEFAULT_QUEUE = "dead-letters"
+
+
+def dead_letter_queue(config: dict) -> Queue:
+    return Queue(config.get("DEAD_LETTER_QUEUE") or DEFAULT_QUEUE, durable=True)
+
+
+def events_exchange(service_name: str, config: dict) -> Exchange:
+    """The exchange nameko's `EventDispatcher` publishes a service's events to, declared as nameko does."""
+    return get_event_exchange(service_name, config)
+
+
+def connect(config: dict) -> Connection:
+    return Connection(config[AMQP_URI_CONFIG_KEY], ssl=config.get(AMQP_SSL_CONFIG_KEY))
+
+
+class DeadLetterQueue:
+    def __init__(self, config: dict, service_name: str):
+        self.config = config
+        self.queue = dead_letter_queue(config)
+        self.service_name = service_name
+
+    def park(self, body, reason: str, source_service: str, event_type: str):
+        with connect(self.config) as connection:
+            producer = connection.Producer(serializer="json")
+            producer.publish(
+                body,
+                exchange="",
+                routing_key=self.queue.name,
+                declare=[self.queue],
+                delivery_mode="persistent",
+                retry=True,
+                headers={
+                    "x-reason": reason[:1000],
+                    "x-original-service": source_service,
+                    "x-original-exchange": events_exchange(source_service, self.config).name,
+                    "x-original-routing-key": event_type,
+                    "x-failed-by": self.service_name,
+                    "x-failed-at": datetime.now(UTC).isoformat(),
+                },
+            )
+
+
+class DeadLetters(DependencyProvider):
+    """Injects `park(body, reason, source_service, event_type)`."""
+
+    def setup(self):
+        self.dead_letters = DeadLetterQueue(self.container.config, self.container.service_name)
+        with connect(self.container.config) as connection:
+            self.dead_letters.queue.bind(connection.default_channel).declare()
+
+    def get_dependency(self, worker_ctx):
+        return self.dead_letters
+
+
+def read_all(connection: Connection, queue: Queue) -> list:
+    """Every message in the queue, unacknowledged (they go back when the channel closes)."""
+    channel = connection.channel()
+    bound = queue.bind(channel)
+    bound.declare()
+    messages = []
+    while (message := bound.get(no_ack=False)) is not None:
+        messages.append(message)
+    return messages
+
+
+def describe(message) -> dict:
+    headers = message.headers or {}
+    return {
+        "event": f"{headers.get('x-original-exchange')}/{headers.get('x-original-routing-key')}",
+        "failed_at": headers.get("x-failed-at"),
+        "reason": headers.get("x-reason"),
+        "body": message.decode(),
+    }
+
+
+def list_dead_letters(config: dict) -> list[dict]:
+    with connect(config) as connection:
+        return [describe(message) for message in read_all(connection, dead_letter_queue(config))]
+
+
+def replay_dead_letters(config: dict, message_id: str | None = None) -> list[dict]:
+    """Publishes each parked event (or those for `message_id`) to where it came from, then acks it."""
+    replayed = []
+    with connect(config) as connection:
+        producer = connection.Producer(serializer="json")
+        for message in read_all(connection, dead_letter_queue(config)):
+            body = message.decode()
+            if message_id is not None and not (
+                isinstance(body, dict) and body.get("message_id") == message_id
+            ):
+                continue
+            headers = message.headers or {}
+            exchange = events_exchange(headers["x-original-service"], config)
+            producer.publish(
+                body,
+                exchange=exchange,
+                declare=[exchange],
+                routing_key=headers["x-original-routing-key"],
+                delivery_mode="persistent",
+                retry=True,
+            )
+            message.ack()
+            replayed.append(describe(message))
+    return replayed
+
+
+def main(argv=None):
+    from common.config import load_config
+
+    parser = argparse.ArgumentParser(prog="nameko-dead-letters", description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=["list", "replay"])
+    parser.add_argument("--config", required=True, help="the service's config.yaml (broker, queue name)")
+    parser.add_argument("--message-id", help="replay only the dead letters of this message")
+    args = parser.parse_args(argv)
+    config = load_config(args.config)
+    try:
+        if args.action == "list":
+            letters = list_dead_letters(config)
+            print(f"{len(letters)} dead letter(s) in {dead_letter_queue(config).name}")
+        else:
+            letters = replay_dead_letters(config, args.message_id)
+            print(f"replayed {len(letters)} dead letter(s)")
+    except OSError as error:
+        print(f"nameko-dead-letters: cannot use the broker: {error}", file=sys.stderr)
+        return 2
+    for letter in letters:
+        print(json.dumps(letter, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

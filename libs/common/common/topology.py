@@ -1,0 +1,65 @@
+"""`nameko-topology`: declare the broker topology before any producer starts.
+
+    nameko-topology --config services/time_consuming/config.yaml time_consuming.service
+
+RabbitMQ drops an event published to an exchange with no queue bound to it: a message stored
+right after a fresh deploy, before time_consuming_service has started and declared its queue, would
+lose its `heavy_payload_event`. This declares, exactly as nameko would (same names, same
+arguments, same bindings), every event handler queue of the given services and the dead-letter
+queue, then exits. Idempotent: run it at every start-up (the local runner, the compose/k8s jobs).
+"""
+
+import argparse
+import sys
+
+from kombu import Queue
+from nameko.cli.run import import_service
+from nameko.containers import ServiceContainer
+from nameko.events import BROADCAST, EventHandler
+
+from common.config import load_config
+from common.dead_letters import connect, dead_letter_queue
+
+
+def handler_queues(service_cls, config: dict) -> list[Queue]:
+    """The service's event handler queues, bound to their exchanges (as `common.health.service_queues`)."""
+    container = ServiceContainer(service_cls, config)
+    queues = []
+    for entrypoint in container.entrypoints:
+        if isinstance(entrypoint, EventHandler) and entrypoint.handler_type != BROADCAST:
+            entrypoint.setup()  # only builds the kombu Queue (and its exchange); nothing is declared yet
+            queues.append(entrypoint.queue)
+    return queues
+
+
+def declare(config: dict, services: list) -> list[str]:
+    queues = [dead_letter_queue(config)]
+    for service_cls in services:
+        queues.extend(handler_queues(service_cls, config))
+    with connect(config) as connection:
+        channel = connection.default_channel
+        for queue in queues:
+            queue.bind(channel).declare()  # declares the exchange, the queue and the binding
+    return [queue.name for queue in queues]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="nameko-topology", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="a config.yaml with AMQP_URI, as for `nameko run`")
+    parser.add_argument("services", nargs="+", help="service modules, e.g. time_consuming.service")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, ".")
+    config = load_config(args.config)
+    services = [cls for module in args.services for cls in import_service(module)]
+    try:
+        names = declare(config, services)
+    except OSError as error:
+        print(f"nameko-topology: cannot use the broker: {error}", file=sys.stderr)
+        return 2
+    for name in names:
+        print(f"declared {name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""`nameko-topology` on a fresh vhost: events sent before time_consuming_service starts are not lost."""
+
+import subprocess
+
+import pytest
+from nameko.standalone.events import event_dispatcher
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from tests.fixtures import RABBIT_HOST, run_name
+from tests.support import BIN, ROOT, wait_for
+from time_consuming.service import TimeConsumingService
+
+
+@pytest.fixture
+def fresh_vhost(rabbit_admin):
+    name = run_name()
+    rabbit_admin.create_vhost(name)
+    yield name
+    rabbit_admin.delete_vhost(name)
+
+
+def test_events_sent_after_the_topology_step_wait_for_their_handler(
+    fresh_vhost, rabbit_admin, container_factory, service_config, tmp_path
+):
+    amqp_uri = f"amqp://guest:guest@{RABBIT_HOST}:5672/{fresh_vhost}"
+    config = service_config("time_consuming", AMQP_URI=amqp_uri, LOCAL_STORE_DIR=str(tmp_path / "objects"))
+    env = {"AMQP_URI": amqp_uri, "PATH": str(BIN)}
+
+    declared = subprocess.run(
+        [
+            BIN / "nameko-topology",
+            "--config",
+            "services/time_consuming/config.yaml",
+            "time_consuming.service",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert declared.returncode == 0, declared.stderr
+    queues = {queue["name"]: queue for queue in rabbit_admin.queues(fresh_vhost)}
+    handler_queue = (
+        "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
+    )
+    assert set(queues) == {"dead-letters", handler_queue}
+    assert queues["dead-letters"]["durable"] and queues[handler_queue]["durable"]
+
+    # message_service's events, before any time_consuming_service exists
+    dispatch = event_dispatcher(config)
+    for number in range(3):
+        dispatch("message_service", "heavy_payload_event", {"message_id": f"early-{number}", "payload": {}})
+
+    container_factory(TimeConsumingService, config).start()
+    with ClusterRpcProxy(config, timeout=10) as cluster_rpc:
+        for number in range(3):
+            job = wait_for(
+                lambda n=number: cluster_rpc.time_consuming_service.get_job(f"early-{n}"),
+                message="early jobs",
+            )
+            assert job["state"] == "notified"
