@@ -33,11 +33,13 @@ class WebhookClient:
         self.url = url
         self.timeout = timeout
 
-    def notify(self, notification: dict) -> int:
+    def notify(self, notification: dict, idempotency_key: str | None = None) -> int:
+        """POST `notification`; `idempotency_key` lets the receiver drop a repeat (at-least-once)."""
         import requests
 
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
         try:
-            response = self.session.post(self.url, json=notification, timeout=self.timeout)
+            response = self.session.post(self.url, json=notification, headers=headers, timeout=self.timeout)
         except requests.RequestException as error:
             raise NotificationError(f"webhook unreachable: {type(error).__name__}: {error}") from error
         if 400 <= response.status_code < 500 and response.status_code != 429:
@@ -53,7 +55,7 @@ class LoggingNotifier:
     def __init__(self):
         self.sent: list[dict] = []
 
-    def notify(self, notification: dict) -> int:
+    def notify(self, notification: dict, idempotency_key: str | None = None) -> int:
         log.info("notification (no WEBHOOK_URL configured): %s", notification)
         self.sent.append(notification)
         return 0

@@ -68,6 +68,7 @@ def test_the_payload_is_uploaded_then_the_webhook_is_notified(start_service, s3,
     }
     assert json.loads(stored(s3, "payloads/m-flow.json")) == {"numbers": [1, 2, 3]}
     [(request, _)] = httpserver.log
+    assert request.headers["Idempotency-Key"] == "m-flow"
     assert request.json == {
         "message_id": "m-flow",
         "object_key": "payloads/m-flow.json",
@@ -174,3 +175,16 @@ def test_other_workers_progress_while_a_notification_is_slow(start_service):
     wait_for(lambda: job_state(config, "m-slow"), message="the slow job")
     webhook.stop()
     assert answered[-1] == "m-slow"
+
+
+def test_with_the_embedded_sqlite_default_concurrent_jobs_all_finish(start_service, s3, httpserver, tmp_path):
+    httpserver.expect_request("/hook", method="POST").respond_with_json({})
+    config, dispatch = start_service(DATABASE_URL=f"sqlite:///{tmp_path / 'jobs.sqlite3'}", max_workers=10)
+
+    for index in range(10):
+        dispatch({"message_id": f"m-sqlite-{index}", "payload": {"index": index}})
+    for index in range(10):
+        wait_for(lambda i=index: job_state(config, f"m-sqlite-{i}"), message=f"job {index}")
+
+    assert [job_state(config, f"m-sqlite-{index}")["state"] for index in range(10)] == ["notified"] * 10
+    assert len(keys(s3)) == 10

@@ -53,7 +53,10 @@ def process(event, session, storage, notifier) -> Outcome:
         try:
             job.object_key = storage.put(object_key(message_id), json.dumps(event["payload"]).encode())
             job.state = UPLOADED
-            notifier.notify({"message_id": message_id, "object_key": job.object_key, "outcome": "uploaded"})
+            notifier.notify(
+                {"message_id": message_id, "object_key": job.object_key, "outcome": "uploaded"},
+                idempotency_key=message_id,
+            )
             job.state = NOTIFIED
         except NotificationError as error:
             job.state, job.last_error = FAILED, str(error)
