@@ -158,6 +158,19 @@ def table(title, columns, rows):
     console.print(result)
 
 
+def time_receivers(args, vhost, management_url, instances, max_workers, calls, progress_task) -> float:
+    """Seconds that `calls` concurrent calls take on `instances` fresh receivers."""
+    env = {"RECEIVER_WORK_SECONDS": str(args.work_seconds), "MAX_WORKERS": str(max_workers)}
+    stack = make_stack(
+        args, vhost.amqp_uri, management_url, ["receiver"], {"receiver": instances}, env, args.scenario
+    )
+    with stack:
+        stack.start()
+        stack.wait_ready()
+        _, seconds = concurrent_calls(vhost.amqp_uri, calls, *progress_task)
+    return seconds
+
+
 # -- scenarios -----------------------------------------------------------------------------------
 
 
@@ -175,14 +188,7 @@ def concurrency(args):
     with Vhost(amqp_base, management) as vhost, progress() as bar:
         for label, calls, instances, max_workers, expected in runs:
             task = bar.add_task(label, total=calls)
-            env = {"RECEIVER_WORK_SECONDS": str(work), "MAX_WORKERS": str(max_workers)}
-            stack = make_stack(
-                args, vhost.amqp_uri, management, ["receiver"], {"receiver": instances}, env, "concurrency"
-            )
-            with stack:
-                stack.start()
-                stack.wait_ready()
-                _, seconds = concurrent_calls(vhost.amqp_uri, calls, bar, task)
+            seconds = time_receivers(args, vhost, management, instances, max_workers, calls, (bar, task))
             rows.append((label, f"{expected:.1f} s", f"{seconds:.2f} s", f"{seconds / expected:.2f}"))
     table(
         f"Concurrency (S = {work} s of green sleep per call)",
@@ -198,14 +204,7 @@ def scaling(args):
     with Vhost(amqp_base, management) as vhost, progress() as bar:
         for instances in range(1, args.max_instances + 1):
             task = bar.add_task(f"{instances} receiver(s)", total=calls)
-            env = {"RECEIVER_WORK_SECONDS": str(work), "MAX_WORKERS": "10"}
-            stack = make_stack(
-                args, vhost.amqp_uri, management, ["receiver"], {"receiver": instances}, env, "scaling"
-            )
-            with stack:
-                stack.start()
-                stack.wait_ready()
-                _, seconds = concurrent_calls(vhost.amqp_uri, calls, bar, task)
+            seconds = time_receivers(args, vhost, management, instances, 10, calls, (bar, task))
             results.append((instances, seconds, calls / seconds))
     single = results[0][2]
     rows = [

@@ -24,7 +24,7 @@ from message.messages import (
     store_message,
 )
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 OUTBOX_RELAY_SECONDS = 2
 
 
@@ -48,7 +48,7 @@ class MessageService:
         try:
             relay(self.db, self.dispatch)
         except Exception:  # the message and its event are committed: the timer sends it later
-            log.warning("outbox relay failed; relay_unsent will retry", exc_info=True)
+            logger.warning("outbox relay failed; relay_unsent will retry", exc_info=True)
 
     @timer(interval=OUTBOX_RELAY_SECONDS)
     def relay_unsent(self):
