@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := -e libs/common -e services/message -e services/time_consuming -e services/sender -e services/receiver -e .[dev]
 AMQP_URI ?= amqp://guest:guest@localhost:5672/
 
-.PHONY: install test lint run up bench audit clean
+.PHONY: install test test-services lint run up bench audit clean
 
 install: $(VENV)/.installed
 
@@ -18,8 +18,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint
+test: install lint test-services
 	$(BIN)/pytest
+
+# RabbitMQ (with its management API) and PostgreSQL for the tests: started, installed from Debian's
+# packages or run as containers, whichever this machine allows (see the script).
+test-services:
+	tools/test-services
 
 # docker-compose.yml's services as local processes (no Docker): see README "Run it without Docker".
 # Known vulnerabilities in every installed package (PyPI's advisory data). Needs the PyPI JSON API:
