@@ -23,3 +23,8 @@ class InvalidInput(ValueError):
 @deserialize_to_instance
 class NotFound(LookupError):
     """The thing asked for does not exist."""
+
+
+@deserialize_to_instance
+class Conflict(ValueError):
+    """The request contradicts what is stored: an idempotency key already used for another request."""

@@ -15,6 +15,7 @@ Use these in place of nameko's in every entrypoint of a service: two `rpc` flavo
 would make two consumers of its queue.
 """
 
+from functools import partial
 from logging import getLogger
 
 import nameko.amqp.publish
@@ -29,6 +30,8 @@ from nameko.constants import (
     LOGIN_METHOD_CONFIG_KEY,
     SERIALIZER_CONFIG_KEY,
 )
+from nameko.exceptions import ContainerBeingKilled
+from nameko.extensions import DependencyProvider
 
 RETRY_POLICY_CONFIG_KEY = "PUBLISH_RETRY_POLICY"
 
@@ -47,6 +50,14 @@ def publish_options(config: dict) -> dict:
         # connect_retries_timeout: kombu otherwise stops reconnecting after `connect_timeout` seconds
         "transport_options": {**DEFAULT_TRANSPORT_OPTIONS, **policy, "connect_retries_timeout": None},
     }
+
+
+# One try and no reconnect loop, for a publisher whose caller retries by itself and must not block
+# meanwhile (the outbox: its timer sends later what failed now).
+PUBLISH_ONCE = {
+    "retry_policy": {**DEFAULT_RETRY_POLICY, "max_retries": 0},
+    "transport_options": {**DEFAULT_TRANSPORT_OPTIONS, "max_retries": 0},
+}
 
 
 class Publisher(nameko.amqp.publish.Publisher):
@@ -90,8 +101,40 @@ class RpcConsumer(nameko.rpc.RpcConsumer):
 class Rpc(nameko.rpc.Rpc):
     rpc_consumer = RpcConsumer()
 
+    def handle_message(self, body, message):
+        # nameko.rpc.Rpc.handle_message, keeping the request's AMQP correlation id on the worker
+        # context: a redelivered request (its ack lost to a kill or a broker restart) keeps it,
+        # while the worker's own call id is new each time. See `RequestId`.
+        try:
+            args, kwargs = body["args"], body["kwargs"]
+        except KeyError:
+            raise nameko.rpc.MalformedRequest("Message missing `args` or `kwargs`") from None
+        self.check_signature(args, kwargs)
+        handle_result = partial(self.handle_result, message)
+        try:
+            worker_ctx = self.container.spawn_worker(
+                self,
+                args,
+                kwargs,
+                context_data=self.unpack_message_headers(message),
+                handle_result=handle_result,
+            )
+        except ContainerBeingKilled:
+            self.rpc_consumer.requeue_message(message)
+            return
+        # The worker greenthread has not run yet: spawning does not switch to it.
+        worker_ctx.correlation_id = message.properties.get("correlation_id")
+
 
 rpc = Rpc.decorator
+
+
+class RequestId(DependencyProvider):
+    """The identity of the RPC request a worker handles: its AMQP correlation id, the same on every
+    delivery of one request. None for other entrypoints (HTTP, events, timers)."""
+
+    def get_dependency(self, worker_ctx):
+        return getattr(worker_ctx, "correlation_id", None)
 
 
 class MethodProxy(nameko.rpc.MethodProxy):

@@ -1,5 +1,6 @@
 """Validation shared by RPC and HTTP: one schema, one error shape."""
 
+import hashlib
 import json
 from typing import Any
 
@@ -36,13 +37,15 @@ class NewMessage(BaseModel):
 
     message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
     payload: JsonValue = None
+    # Chosen by a client that retries: the same key with the same message gives the same result.
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=MAX_KEY_CHARS)
 
-    @field_validator("message")
+    @field_validator("message", "idempotency_key")
     @classmethod
-    def message_is_storable(cls, message):
-        if "\x00" in message:
+    def message_is_storable(cls, value):
+        if value is not None and "\x00" in value:
             raise ValueError("must not contain NUL characters")
-        return message
+        return value
 
     @field_validator("payload")
     @classmethod
@@ -60,6 +63,11 @@ class NewMessage(BaseModel):
         # null, {}, [] and "" all mean "nothing heavy to do", as in the article's `if event['payload']`.
         return self.payload not in (None, "", {}, [])
 
+    def fingerprint(self) -> str:
+        """A digest of what is stored (the key aside): two requests with one key must agree on it."""
+        stored = {"message": self.message, "payload": self.payload if self.has_payload else None}
+        return hashlib.sha256(json.dumps(stored, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
 
 def parse(schema: type[BaseModel], data: Any) -> BaseModel:
     """Validate `data` or raise `InvalidInput` listing every problem."""
@@ -67,6 +75,8 @@ def parse(schema: type[BaseModel], data: Any) -> BaseModel:
         raise InvalidInput(f"expected a JSON object, got {type(data).__name__}")
     try:
         return schema.model_validate(data)
+    except RecursionError:
+        raise InvalidInput(f"invalid {schema.__name__}: nested too deeply") from None
     except ValidationError as error:
         problems = [
             {"field": ".".join(map(str, problem["loc"])) or None, "problem": problem["msg"]}

@@ -9,13 +9,15 @@ import json
 from nameko.exceptions import BadRequest
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
-from common.errors import InvalidInput, NotFound
+from common.errors import Conflict, InvalidInput, NotFound
 
-STATUS_BY_ERROR = {InvalidInput: 400, BadRequest: 400, NotFound: 404}
+STATUS_BY_ERROR = {InvalidInput: 400, BadRequest: 400, NotFound: 404, Conflict: 409}
+MAX_BODY_CONFIG_KEY = "HTTP_MAX_BODY_BYTES"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 def json_response(body, status: int = 200) -> Response:
@@ -28,32 +30,49 @@ def request_json(request) -> object:
         return json.loads(request.get_data(as_text=True))
     except ValueError as error:
         raise InvalidInput(f"request body is not valid JSON: {error}") from None
+    except RecursionError:  # e.g. [[[[...]]]] 200,000 deep: the parser recurses per level
+        raise InvalidInput("request body is nested too deeply") from None
+
+
+def error_response(error: HTTPException) -> Response:
+    response = json_response({"error": type(error).__name__, "message": error.description}, error.code)
+    response.headers.extend(
+        (name, value) for name, value in error.get_headers() if name.lower() != "content-type"
+    )
+    return response
 
 
 class JsonWsgiApp(WsgiApp):
-    """nameko's WSGI app, with its own errors (unknown route, wrong method) as JSON too."""
+    """nameko's WSGI app, with its own errors (unknown route, wrong method) as JSON too, and a
+    limit on request bodies: a body announced longer than `max_body` is refused (413) before any
+    of it is read or a worker is spawned; a chunked one is cut off (413) when it passes the limit."""
+
+    def __init__(self, server, max_body: int):
+        super().__init__(server)
+        self.max_body = max_body
 
     def __call__(self, environ, start_response):
         request = Request(environ, shallow=True)
+        request.max_content_length = self.max_body
         adapter = self.url_map.bind_to_environ(environ)
         try:
+            if (request.content_length or 0) > self.max_body:
+                raise RequestEntityTooLarge(f"the body is over the limit of {self.max_body} bytes")
             provider, values = adapter.match()
             request.path_values = values
             response = provider.handle_request(request)
         except RequestRedirect as redirect:  # e.g. to the canonical URL: not an error
             response = redirect
         except HTTPException as error:
-            body = {"error": type(error).__name__, "message": error.description}
-            response = json_response(body, error.code)
-            response.headers.extend(
-                (name, value) for name, value in error.get_headers() if name.lower() != "content-type"
-            )
+            response = error_response(error)
         return response(environ, start_response)
 
 
 class JsonWebServer(WebServer):
     def get_wsgi_app(self):
-        return JsonWsgiApp(self)
+        return JsonWsgiApp(
+            self, int(self.container.config.get(MAX_BODY_CONFIG_KEY) or DEFAULT_MAX_BODY_BYTES)
+        )
 
 
 class JsonHttpHandler(HttpRequestHandler):
@@ -66,6 +85,8 @@ class JsonHttpHandler(HttpRequestHandler):
         return json_response(body, status)
 
     def response_from_exception(self, exc):
+        if isinstance(exc, HTTPException):  # werkzeug's own, e.g. 413 from a chunked body over the limit
+            return error_response(exc)
         status = next((code for kind, code in STATUS_BY_ERROR.items() if isinstance(exc, kind)), 500)
         body = {"error": type(exc).__name__, "message": str(exc) if status < 500 else "internal error"}
         if isinstance(exc, InvalidInput):

@@ -6,14 +6,24 @@ done      payload uploaded and the notification sent
 failed    time_consuming_service gave up; `reason` says why
 """
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import JSON, DateTime, Integer, String, Text, select
+from nameko.amqp.publish import UndeliverableMessage
+from prometheus_client import Counter
+from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint, delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from common.errors import NotFound
+from common.errors import Conflict, InvalidInput, NotFound
+from common.failpoints import failpoint
 from common.schemas import NewMessage, lookup_key
+
+log = logging.getLogger(__name__)
+UNROUTABLE = Counter(
+    "message_outbox_unroutable", "Outbox events the broker routed to no queue: left unsent", ["event_type"]
+)
 
 RECEIVED, PENDING, DONE, FAILED = "received", "pending", "done", "failed"
 
@@ -28,6 +38,7 @@ def now() -> datetime:
 
 class Message(Base):
     __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("request_key", name="uq_messages_request_key"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     message: Mapped[str] = mapped_column(Text)
@@ -36,6 +47,15 @@ class Message(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
+    # The request that created it (`request_key` below), unique: a request delivered or sent again
+    # finds its message instead of storing another; `request_hash` is its body's fingerprint.
+    request_key: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    @property
+    def first_result(self) -> dict:
+        """What `receive_message` answered when it stored this message, and answers again for it."""
+        return {"id": self.id, "status": PENDING if self.payload is not None else RECEIVED}
 
     def as_dict(self) -> dict:
         return {
@@ -62,21 +82,69 @@ class OutboxEvent(Base):
     event_type: Mapped[str] = mapped_column(String(64))
     payload: Mapped[object] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True, index=True)
 
 
-def store_message(session: Session, new: NewMessage) -> Message:
+def request_key(new: NewMessage, correlation_id: str | None) -> str | None:
+    """The request's identity: the client's idempotency key, else the RPC request's correlation id
+    (which a redelivery keeps), else none (an HTTP request without a key). Prefixed, so that
+    a client's key can never equal a correlation id."""
+    if new.idempotency_key is not None:
+        return f"key:{new.idempotency_key}"
+    return f"rpc:{correlation_id}" if correlation_id else None
+
+
+def with_idempotency_key(event, header: str | None):
+    """An HTTP request's body with its `Idempotency-Key` header as the event's `idempotency_key`."""
+    if header is None or not isinstance(event, dict):
+        return event
+    if event.get("idempotency_key", header) != header:
+        raise InvalidInput("the Idempotency-Key header and the body's idempotency_key differ")
+    return {**event, "idempotency_key": header}
+
+
+def store_message(session: Session, new: NewMessage, correlation_id: str | None = None) -> Message:
+    """Stores `new` with its event in the outbox, once per request: a request seen before (same
+    key) gets the message it stored, a key used for another message a `Conflict`.
+
+    The key is unique in the table, so of two concurrent requests with one key only one commits;
+    the other's IntegrityError sends it to read the winner's message.
+    """
+    key, fingerprint = request_key(new, correlation_id), new.fingerprint()
     message = Message(
         id=str(uuid.uuid4()),
         message=new.message,
         payload=new.payload if new.has_payload else None,
         status=PENDING if new.has_payload else RECEIVED,
+        request_key=key,
+        request_hash=fingerprint,
     )
-    with session.begin():
-        session.add(message)
-        if message.status == PENDING:
-            session.add(OutboxEvent(event_type="heavy_payload_event", payload=heavy_payload_event(message)))
-    return message
+    try:
+        with session.begin():
+            existing = find_request(session, key)
+            if existing is None:
+                session.add(message)
+                if message.status == PENDING:
+                    session.add(
+                        OutboxEvent(event_type="heavy_payload_event", payload=heavy_payload_event(message))
+                    )
+    except IntegrityError:
+        if key is None:
+            raise
+        with session.begin():
+            existing = find_request(session, key)
+    if existing is None:
+        failpoint("message.after_commit")
+        return message
+    if existing.request_hash != fingerprint:
+        raise Conflict(f"idempotency key {new.idempotency_key!r} was used for another message")
+    return existing
+
+
+def find_request(session: Session, key: str | None) -> Message | None:
+    if key is None:
+        return None
+    return session.scalars(select(Message).where(Message.request_key == key)).one_or_none()
 
 
 def heavy_payload_event(message: Message) -> dict:
@@ -86,8 +154,12 @@ def heavy_payload_event(message: Message) -> dict:
 def relay(session: Session, dispatch, limit: int = 100) -> int:
     """Dispatches unsent outbox events, oldest first; rows another relay holds are skipped.
 
-    A crash after the dispatch and before the commit sends an event twice: its consumer is idempotent.
+    `dispatch` publishes `mandatory` with confirms: an event the broker routes to no queue (its
+    consumer's queue not declared yet) raises UndeliverableMessage and stays unsent, for the next
+    relay. A crash after the dispatch and before the commit sends an event twice: its consumer is
+    idempotent. Returns how many were sent.
     """
+    sent = 0
     with session.begin():
         unsent = session.scalars(
             select(OutboxEvent)
@@ -97,9 +169,27 @@ def relay(session: Session, dispatch, limit: int = 100) -> int:
             .with_for_update(skip_locked=True)
         ).all()
         for event in unsent:
-            dispatch(event.event_type, event.payload)
+            try:
+                dispatch(event.event_type, event.payload)
+            except UndeliverableMessage:
+                UNROUTABLE.labels(event.event_type).inc()
+                log.warning(
+                    "outbox event %s (%s) reached no queue: left unsent, tried again later",
+                    event.id,
+                    event.event_type,
+                    extra={"outbox_id": event.id, "event_type": event.event_type},
+                )
+                continue
             event.sent_at = now()
-    return len(unsent)
+            sent += 1
+    return sent
+
+
+def prune_sent(session: Session, older_than: timedelta) -> int:
+    """Deletes outbox rows sent more than `older_than` ago; unsent ones stay, whatever their age."""
+    with session.begin():
+        result = session.execute(delete(OutboxEvent).where(OutboxEvent.sent_at < now() - older_than))
+    return result.rowcount
 
 
 def get_message(session: Session, message_id) -> Message:

@@ -1,14 +1,15 @@
 import logging
 from datetime import timedelta
 
+from nameko.dependency_providers import Config
 from nameko.events import event_handler
 from nameko.timer import timer
 from sqlalchemy import text
 
 from common.db import Database
-from common.errors import InvalidInput, NotFound
+from common.errors import Conflict, InvalidInput, NotFound
 from common.logs import WorkerLog
-from common.messaging import EventDispatcher, rpc
+from common.messaging import PUBLISH_ONCE, EventDispatcher, RequestId, rpc
 from common.metrics import Metrics
 from common.schemas import NewMessage, parse
 from common.shutdown import GracefulShutdown
@@ -19,41 +20,54 @@ from message.messages import (
     claim_stuck_messages,
     get_message,
     heavy_payload_event,
+    prune_sent,
     record_outcome,
     relay,
     store_message,
+    with_idempotency_key,
 )
 
 logger = logging.getLogger(__name__)
 OUTBOX_RELAY_SECONDS = 2
+OUTBOX_PRUNE_SECONDS = 600
 
 
 class MessageService:
     name = "message_service"
 
+    config = Config()
     log = WorkerLog()
     metrics = Metrics()
     graceful = GracefulShutdown()
     db = Database(Base.metadata, migrations="message")
     dispatch = EventDispatcher()
+    # The outbox's: one try (the timer is its retry, so a request never waits on a broker that is
+    # down); `mandatory` with confirms, so an event that reaches no queue stays unsent.
+    outbox = EventDispatcher(mandatory=True, use_confirms=True, **PUBLISH_ONCE)
+    request_id = RequestId()
 
-    @rpc(expected_exceptions=InvalidInput)
+    @rpc(expected_exceptions=(InvalidInput, Conflict))
     def receive_message(self, event):
-        message = store_message(self.db, parse(NewMessage, event))  # with its event, in the outbox
+        # With its event, in the outbox; once per request (idempotency key, or the RPC request's id).
+        message = store_message(self.db, parse(NewMessage, event), self.request_id)
         if message.status == PENDING:
             self.relay_outbox()
-        return {"id": message.id, "status": message.status}
+        return message.first_result
 
     def relay_outbox(self):
         try:
-            relay(self.db, self.dispatch)
+            relay(self.db, self.outbox)
         except Exception:  # the message and its event are committed: the timer sends it later
             logger.warning("outbox relay failed; relay_unsent will retry", exc_info=True)
 
     @timer(interval=OUTBOX_RELAY_SECONDS)
     def relay_unsent(self):
         """Events left in the outbox by a failed relay (broker down, a crash after the commit)."""
-        relay(self.db, self.dispatch)
+        self.relay_outbox()
+
+    @timer(interval=OUTBOX_PRUNE_SECONDS)
+    def prune_outbox(self):
+        prune_sent(self.db, timedelta(hours=float(self.config["OUTBOX_RETENTION_HOURS"])))
 
     def time_consuming_function(self, message):
         self.dispatch("heavy_payload_event", heavy_payload_event(message))
@@ -76,9 +90,10 @@ class MessageService:
     def on_payload_processed(self, outcome):
         record_outcome(self.db, outcome["message_id"], outcome["status"], outcome.get("reason"))
 
-    @http("POST", "/messages", expected_exceptions=InvalidInput)
+    @http("POST", "/messages", expected_exceptions=(InvalidInput, Conflict))
     def post_message(self, request):
-        return 201, self.receive_message(request_json(request))
+        event = with_idempotency_key(request_json(request), request.headers.get("Idempotency-Key"))
+        return 201, self.receive_message(event)
 
     @http("GET", "/messages/<string:message_id>", expected_exceptions=NotFound)
     def get_message_http(self, request, message_id):

@@ -12,6 +12,11 @@ from message.service import MessageService
 pytestmark = pytest.mark.unit
 
 
+def make_worker():
+    # No RPC request behind the call (a mock's id would look like a request seen before).
+    return worker_factory(MessageService, request_id=None)
+
+
 @pytest.mark.parametrize(
     "event",
     [
@@ -23,26 +28,26 @@ pytestmark = pytest.mark.unit
     ],
 )
 def test_receive_message_rejects_bad_input_before_touching_anything(event):
-    service = worker_factory(MessageService)
+    service = make_worker()
 
     with pytest.raises(InvalidInput):
         service.receive_message(event)
 
     service.db.add.assert_not_called()
-    service.dispatch.assert_not_called()
+    service.outbox.assert_not_called()
 
 
 def test_a_message_without_payload_dispatches_nothing():
-    service = worker_factory(MessageService)
+    service = make_worker()
 
     reply = service.receive_message({"message": "Hello World!!"})
 
     assert reply["status"] == "received"
-    service.dispatch.assert_not_called()
+    service.outbox.assert_not_called()
 
 
 def test_a_message_with_payload_is_handed_to_time_consuming_service():
-    service = worker_factory(MessageService)
+    service = make_worker()
 
     with patch("message.service.relay") as relay:
         reply = service.receive_message({"message": "Hello", "payload": {"size": "heavy"}})
@@ -54,4 +59,4 @@ def test_a_message_with_payload_is_handed_to_time_consuming_service():
         "heavy_payload_event",
         {"message_id": reply["id"], "payload": {"size": "heavy"}},
     )
-    relay.assert_called_once_with(service.db, service.dispatch)  # sent right after the commit
+    relay.assert_called_once_with(service.db, service.outbox)  # sent right after the commit
