@@ -2,13 +2,20 @@
 
 import sys
 import uuid
+from datetime import timedelta
 from unittest.mock import patch
 
+import pytest
+import sqlalchemy
 from kombu import Connection, Queue
 from nameko.standalone.events import get_event_exchange
 from nameko.standalone.rpc import ClusterRpcProxy
+from prometheus_client import REGISTRY
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 import message.service
+from message.messages import Base, OutboxEvent, now, prune_sent
 from message.service import MessageService
 from tests.support import wait_for
 
@@ -41,3 +48,76 @@ def test_an_event_whose_dispatch_fails_after_the_commit_still_gets_out(container
             event = wait_for(lambda: bound.get(no_ack=True), message="the event, sent by the timer relay")
 
     assert event.decode() == {"message_id": reply["id"], "payload": {"n": 1}}
+
+
+@pytest.fixture
+def fresh_amqp_uri(rabbit_admin, amqp_uri):
+    """A vhost where no queue is bound to message_service's events (the run's shared vhost may have
+    time_consuming_service's queue from other tests)."""
+    name = f"{amqp_uri.rsplit('/', 1)[1]}_{uuid.uuid4().hex[:6]}"
+    rabbit_admin.create_vhost(name)
+    yield amqp_uri.rsplit("/", 1)[0] + "/" + name
+    rabbit_admin.delete_vhost(name)
+
+
+def unroutable() -> float:
+    return (
+        REGISTRY.get_sample_value("message_outbox_unroutable_total", {"event_type": "heavy_payload_event"})
+        or 0
+    )
+
+
+def test_an_event_no_queue_receives_stays_unsent_until_one_is_bound(
+    container_factory, service_config, fresh_amqp_uri
+):
+    config = service_config("message", AMQP_URI=fresh_amqp_uri)
+    engine = sqlalchemy.create_engine(config["DATABASE_URL"])
+    container_factory(MessageService, config).start()
+    before = unroutable()
+    with ClusterRpcProxy(config, timeout=10) as cluster_rpc:
+        reply = cluster_rpc.message_service.receive_message(
+            {"message": "nobody listens", "payload": {"n": 2}}
+        )
+    # Tried on the request path and by the timer at least once: counted, and not marked sent.
+    wait_for(lambda: unroutable() >= before + 2, message="two relays that reached no queue")
+    with engine.connect() as connection:
+        unsent = connection.execute(
+            sqlalchemy.text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+        ).scalar()
+
+    listener = Queue(
+        "late-consumer",
+        exchange=get_event_exchange("message_service", config),
+        routing_key="heavy_payload_event",
+        auto_delete=True,
+    )
+    with Connection(config["AMQP_URI"]) as connection:
+        bound = listener.bind(connection.default_channel)
+        bound.declare()
+        event = wait_for(lambda: bound.get(no_ack=True), message="the event, once a queue is bound")
+
+    assert unsent == 1
+    assert event.decode() == {"message_id": reply["id"], "payload": {"n": 2}}
+    engine.dispose()
+
+
+def test_pruning_removes_sent_events_older_than_the_retention_only(postgres):
+    engine = sqlalchemy.create_engine(postgres())
+    Base.metadata.create_all(engine)
+    long_ago, lately = now() - timedelta(hours=48), now() - timedelta(hours=1)
+    with Session(engine) as session, session.begin():
+        session.add_all(
+            [
+                OutboxEvent(event_type="sent-long-ago", payload={}, created_at=long_ago, sent_at=long_ago),
+                OutboxEvent(event_type="sent-lately", payload={}, created_at=long_ago, sent_at=lately),
+                OutboxEvent(event_type="never-sent", payload={}, created_at=long_ago),
+            ]
+        )
+
+    with Session(engine) as session:
+        pruned = prune_sent(session, timedelta(hours=24))
+        left = session.scalars(select(OutboxEvent.event_type).order_by(OutboxEvent.id)).all()
+
+    assert pruned == 1
+    assert left == ["sent-lately", "never-sent"]
+    engine.dispose()

@@ -1,0 +1,57 @@
+"""The outbox while the broker is down: `POST /messages` still answers, and the events get out later.
+
+Real `nameko run` message and time_consuming services on a private RabbitMQ node (stopped and
+started here, never the shared one) and the real PostgreSQL.
+"""
+
+import eventlet
+import requests
+
+from tests.ops.logs import consumers_now
+from tests.support import ServiceProcess, free_port, rpc_queue, wait_for
+
+
+def test_posts_are_answered_while_the_broker_is_down_and_their_events_handled_after(
+    private_broker, private_amqp_uri, postgres, tmp_path
+):
+    amqp_uri, _ = private_amqp_uri
+    port = free_port()
+    processes = []
+    for service_dir, env in [
+        ("time_consuming", {"LOCAL_STORE_DIR": str(tmp_path / "objects")}),
+        ("message", {"WEB_SERVER_ADDRESS": f"127.0.0.1:{port}"}),
+    ]:
+        (tmp_path / service_dir).mkdir()
+        env = {"AMQP_URI": amqp_uri, "DATABASE_URL": postgres(), **env}
+        processes.append(ServiceProcess(service_dir, env, tmp_path / service_dir))
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        for queue in (rpc_queue("message_service"), rpc_queue("time_consuming_service")):
+            wait_for(lambda q=queue: consumers_now(amqp_uri, q), timeout=60, message=queue)
+        private_broker.stop_app()
+
+        def post(n):
+            # A client timeout of a few seconds: the relay's publish retry (minutes) would exceed it.
+            return requests.post(
+                f"{base_url}/messages", json={"message": f"m{n}", "payload": {"n": n}}, timeout=5
+            )
+
+        responses = list(eventlet.GreenPool().imap(post, range(10)))
+        stored = [requests.get(f"{base_url}/messages/{r.json()['id']}", timeout=5).json() for r in responses]
+
+        private_broker.start_app()
+
+        def statuses():
+            return [
+                requests.get(f"{base_url}/messages/{r.json()['id']}", timeout=5).json()["status"]
+                for r in responses
+            ]
+
+        final = wait_for(lambda: (now := statuses()) == ["done"] * 10 and now, timeout=120, message="10 done")
+    finally:
+        for process in processes:
+            process.stop()
+
+    assert [response.status_code for response in responses] == [201] * 10
+    assert [message["status"] for message in stored] == ["pending"] * 10
+    assert final == ["done"] * 10
