@@ -98,9 +98,9 @@ def test_a_request_redelivered_after_a_kill_past_the_commit_gets_the_same_messag
 def test_a_client_that_gave_up_retries_with_its_key_and_gets_the_same_message(amqp_uri, message_processes):
     first = message_processes(FAILPOINTS="message.after_commit=kill")
     event = {"message": "retried by its client", "idempotency_key": "client-key-1"}
-    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=5) as cluster_rpc:
-        with pytest.raises(RpcTimeout):  # the service died after the commit: no reply ever comes
-            cluster_rpc.message_service.receive_message(event)
+    # The service dies after the commit: no reply ever comes.
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=5) as cluster_rpc, pytest.raises(RpcTimeout):
+        cluster_rpc.message_service.receive_message(event)
     exit_code = killed(first)
     message_processes()  # handles the redelivered request; its reply goes to a caller that left
 

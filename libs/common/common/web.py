@@ -9,7 +9,7 @@ import json
 from nameko.exceptions import BadRequest
 from nameko.web.handlers import HttpRequestHandler
 from nameko.web.server import WebServer, WsgiApp
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, LengthRequired, RequestEntityTooLarge
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
@@ -45,7 +45,8 @@ def error_response(error: HTTPException) -> Response:
 class JsonWsgiApp(WsgiApp):
     """nameko's WSGI app, with its own errors (unknown route, wrong method) as JSON too, and a
     limit on request bodies: a body announced longer than `max_body` is refused (413) before any
-    of it is read or a worker is spawned; a chunked one is cut off (413) when it passes the limit."""
+    of it is read or a worker is spawned. A chunked body (no length announced) is refused (411):
+    eventlet's server does not mark it as terminated, so werkzeug would read it as empty."""
 
     def __init__(self, server, max_body: int):
         super().__init__(server)
@@ -58,6 +59,8 @@ class JsonWsgiApp(WsgiApp):
         try:
             if (request.content_length or 0) > self.max_body:
                 raise RequestEntityTooLarge(f"the body is over the limit of {self.max_body} bytes")
+            if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+                raise LengthRequired("send the body with a Content-Length, not chunked")
             provider, values = adapter.match()
             request.path_values = values
             response = provider.handle_request(request)
