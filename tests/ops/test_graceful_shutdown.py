@@ -2,9 +2,15 @@
 
 import signal
 
+import eventlet
 import pytest
+import sqlalchemy
 from nameko.standalone.rpc import ClusterRpcProxy
 
+import common.failpoints
+from common.db import Database
+from common.shutdown import EXIT_ABANDONED, abandon
+from message.service import MessageService
 from tests.fixtures import RABBIT_HOST, run_name
 from tests.ops.logs import consumers_now, metrics_url, sample, scrape, waiting_in, worker_lines
 from tests.ops.proxy import TcpProxy, through
@@ -95,7 +101,7 @@ def test_a_worker_that_never_finishes_is_abandoned_after_the_timeout(amqp_uri, p
         receiver.stop()
         sender.stop()
 
-    assert exit_code == 0, sender.output()
+    assert exit_code == EXIT_ABANDONED, sender.output()
     assert "abandoning 1 worker(s)" in sender.output()
     # Not acked, so not lost: the request is back in the queue for the next sender instance.
     wait_for(lambda: waiting_in(amqp_uri, rpc_queue("sender_service")) == 1, message="the request requeued")
@@ -123,3 +129,76 @@ def test_sigterm_while_the_broker_is_unreachable_still_ends_the_process(amqp_uri
 
     assert exit_code == 1
     assert "still not stopped 6.0s after SIGTERM" in sender.output()
+
+
+def test_an_abandoned_worker_releases_its_database_session(container_factory, service_config, monkeypatch):
+    # In-process, so the container can be looked at after the abandon (a process would exit).
+    monkeypatch.setitem(common.failpoints.ARMED, "message.before_commit", "sleep(600)")
+    config = service_config("message", WEB_SERVER_ADDRESS="127.0.0.1:0")
+    container = container_factory(MessageService, config)
+    container.start()
+    database = next(provider for provider in container.dependencies if isinstance(provider, Database))
+    with ClusterRpcProxy(config, timeout=10) as cluster_rpc:
+        cluster_rpc.message_service.receive_message.call_async({"message": "never committed"})
+        worker_ctx, worker = wait_for(
+            lambda: next(iter(container._worker_threads.items()), None), message="the worker in flight"
+        )
+        wait_for(lambda: database.engine.pool.checkedout() == 1, message="its session's connection in use")
+
+        abandon(container, worker_ctx, worker)
+        eventlet.sleep(0)
+
+    assert database.engine.pool.checkedout() == 0
+    assert database.sessions == {}
+    engine = sqlalchemy.create_engine(config["DATABASE_URL"])
+    with engine.connect() as connection:
+        assert connection.execute(sqlalchemy.text("SELECT count(*) FROM messages")).scalar() == 0
+    engine.dispose()
+
+
+def test_a_service_with_a_timer_stops_after_abandoning_and_says_so(amqp_uri, postgres, tmp_path):
+    # One RPC worker stuck in its transaction, and the outbox timer's worker stuck in the relay:
+    # nameko's Timer waits for its worker before it stops, so without help it never would.
+    env = {
+        "AMQP_URI": amqp_uri,
+        "DATABASE_URL": postgres(),
+        "WEB_SERVER_ADDRESS": "127.0.0.1:0",
+        "SHUTDOWN_TIMEOUT": "1",
+    }
+    (tmp_path / "stuck").mkdir()
+    stuck = ServiceProcess(
+        "message",
+        {**env, "FAILPOINTS": "message.before_commit=sleep(600);message.before_relay=sleep(600)"},
+        tmp_path / "stuck",
+    )
+    queue = rpc_queue("message_service")
+    try:
+        wait_for(lambda: consumers_now(amqp_uri, queue), timeout=60, message="consuming")
+        metrics = metrics_url(stuck)
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster_rpc:
+            reply = cluster_rpc.message_service.receive_message.call_async(
+                {"message": "abandoned", "payload": [1]}
+            )
+            wait_for(
+                lambda: sample(scrape(metrics), IN_FLIGHT, service="message_service") == 2,
+                message="the RPC worker and the timer's worker in flight",
+            )
+            stuck.process.send_signal(signal.SIGTERM)
+            exit_code = stuck.process.wait(30)
+            requeued = waiting_in(amqp_uri, queue)
+
+            (tmp_path / "next").mkdir()
+            following = ServiceProcess("message", env, tmp_path / "next")  # takes the redelivered request
+            answer = reply.result()
+    finally:
+        stuck.stop()
+    following.stop()
+
+    assert exit_code == EXIT_ABANDONED, stuck.output()
+    assert "abandoning 2 worker(s)" in stuck.output()
+    assert requeued == 1
+    engine = sqlalchemy.create_engine(env["DATABASE_URL"])
+    with engine.connect() as connection:
+        stored = connection.execute(sqlalchemy.text("SELECT id FROM messages")).scalars().all()
+    engine.dispose()
+    assert stored == [answer["id"]]  # the abandoned transaction left nothing behind

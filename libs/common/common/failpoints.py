@@ -21,7 +21,9 @@ import time
 ENV = "FAILPOINTS"
 
 POINTS = {
+    "message.before_commit": "receive_message: the message is written in its transaction, not committed",
     "message.after_commit": "receive_message: the message is committed, the RPC reply not sent yet",
+    "message.before_relay": "the outbox relay is about to read unsent events (request path and timer)",
     "message.before_outbox_mark": "the outbox relay dispatched an event, not yet marked sent",
     "time_consuming.after_upload": "the payload is in object storage, the job not yet recorded",
     "time_consuming.after_notify": "the webhook answered, the job not yet recorded as notified",

@@ -19,24 +19,39 @@ in-flight message is acked by the instance that ran it and runs exactly once (1)
 under Kubernetes' 30 s grace period) it abandons the workers still running (2): their messages are
 not acked, so the broker gives them to another instance, nothing is lost. If the process still has
 not stopped ABANDON_GRACE seconds later (3), it logs why and exits with status 1.
+
+Abandoning a worker kills its greenthread, which skips nameko's worker teardown, so the watchdog
+does that part itself (`abandon`): the worker's database sessions are invalidated (their
+connections closed: the database rolls back and drops the worker's locks at once, not when the
+process exits), every dependency's `worker_teardown` runs, and a `@timer` waiting for that worker
+is released (nameko's Timer waits for its worker before it can stop: without this, a service with
+a timer never stopped after an abandon). A process that abandoned work exits with status
+EXIT_ABANDONED (75, sysexits' EX_TEMPFAIL: the work is redelivered, not done), 0 otherwise.
 """
 
+import atexit
 import logging
 import os
 import signal
+import sys
 
 import eventlet
+from greenlet import GreenletExit
 from nameko.extensions import DependencyProvider
 from nameko.messaging import QueueConsumer
+from nameko.timer import Timer
+from sqlalchemy.orm import Session
 
 SHUTDOWN_TIMEOUT_KEY = "SHUTDOWN_TIMEOUT"
 DEFAULT_SHUTDOWN_TIMEOUT = 20
 ABANDON_GRACE = 5
+EXIT_ABANDONED = 75
 
 log = logging.getLogger(__name__)
 
 _containers = []  # every container in this process that uses GracefulShutdown
 _watchdog_installed = False
+_abandoned = 0  # workers abandoned in this process
 
 
 class GracefulShutdown(DependencyProvider):
@@ -91,6 +106,7 @@ def install_watchdog(timeout: float):
     if _watchdog_installed or not callable(previous):
         return
     _watchdog_installed = True
+    atexit.register(exit_status)
 
     def on_sigterm(signum, frame):
         previous(signum, frame)
@@ -101,6 +117,7 @@ def install_watchdog(timeout: float):
 
 
 def watchdog(timeout: float):
+    global _abandoned
     eventlet.sleep(timeout)
     for container in list(_containers):
         workers = list(container._worker_threads.items())
@@ -112,8 +129,9 @@ def watchdog(timeout: float):
                 len(workers),
                 extra={"abandoned": [worker_ctx.call_id for worker_ctx, _ in workers]},
             )
-            for _, worker in workers:
-                worker.kill()
+            for worker_ctx, worker in workers:
+                abandon(container, worker_ctx, worker)
+            _abandoned += len(workers)
     eventlet.sleep(ABANDON_GRACE)
     log.error(
         "still not stopped %ss after SIGTERM (is the broker unreachable?): exiting",
@@ -121,3 +139,35 @@ def watchdog(timeout: float):
     )
     logging.shutdown()
     os._exit(1)
+
+
+def abandon(container, worker_ctx, worker):
+    """Kills a worker and does what its teardown would have done (see the module's docstring)."""
+    worker.kill()
+    try:
+        with eventlet.Timeout(1, False):  # a killed worker may still roll back on its way out
+            worker.wait()
+    except GreenletExit:
+        pass
+    for provider in container.dependencies:
+        dependency = getattr(worker_ctx.service, provider.attr_name, None)
+        if isinstance(dependency, Session):
+            dependency.invalidate()
+    for provider in container.dependencies:
+        try:
+            provider.worker_teardown(worker_ctx)
+        except Exception:  # e.g. state bound to the dead greenthread's own context (WorkerLog's)
+            log.debug("worker_teardown of %s after an abandon failed", provider, exc_info=True)
+    entrypoint = worker_ctx.entrypoint
+    if isinstance(entrypoint, Timer) and not entrypoint.worker_complete.ready():
+        entrypoint.worker_complete.send()
+
+
+def exit_status():
+    """At exit (atexit, after `nameko run` returned): the status says whether work was abandoned."""
+    if _abandoned:
+        log.warning("exiting with status %s: %s worker(s) abandoned", EXIT_ABANDONED, _abandoned)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_ABANDONED)

@@ -128,6 +128,8 @@ def store_message(session: Session, new: NewMessage, correlation_id: str | None 
                     session.add(
                         OutboxEvent(event_type="heavy_payload_event", payload=heavy_payload_event(message))
                     )
+                session.flush()
+                failpoint("message.before_commit")
     except IntegrityError:
         if key is None:
             raise
@@ -159,6 +161,7 @@ def relay(session: Session, dispatch, limit: int = 100) -> int:
     relay. A crash after the dispatch and before the commit sends an event twice: its consumer is
     idempotent. Returns how many were sent.
     """
+    failpoint("message.before_relay")
     sent = 0
     with session.begin():
         unsent = session.scalars(
