@@ -11,10 +11,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from amqp.exceptions import ChannelError
+from kombu import Connection
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from common.client import call_with_retry
 from tests.ops.test_health_probe import probe
-from tests.support import ServiceProcess, free_port, wait_for
+from tests.support import BIN, ROOT, ServiceProcess, free_port, wait_for
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("rabbitmq-server") and shutil.which("openssl")),
@@ -100,4 +103,45 @@ def test_services_clients_and_probe_speak_tls(tls_broker, tmp_path):
     assert reply == "Event Received: over TLS"
     assert untrusted_code == 1
     assert "CERTIFICATE_VERIFY_FAILED" in untrusted["checks"]["broker"]
+    assert exit_code == 0
+
+
+def test_the_cron_job_and_the_client_helper_speak_tls(tls_broker, tmp_path):
+    env = {
+        "AMQP_URI": tls_broker["AMQP_URI"],
+        "AMQP_SSL": tls_broker["AMQP_SSL"],
+        "DATABASE_URL": f"sqlite:///{tmp_path}/message.sqlite3",
+        "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    message = ServiceProcess("message", env, tmp_path)
+    config = {"AMQP_URI": env["AMQP_URI"], "AMQP_SSL": {"ca_certs": tls_broker["ca"], "cert_reqs": 2}}
+
+    def cron(*arguments):
+        return subprocess.run(
+            [BIN / "redispatch-stuck", "--older-than-minutes", "0", "--timeout", "20", *arguments],
+            cwd=ROOT,
+            env={**os.environ, **env, "PYTHONWARNINGS": "ignore"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    def consuming():
+        with Connection(env["AMQP_URI"], ssl=config["AMQP_SSL"]) as connection:
+            try:
+                return connection.channel().queue_declare("rpc-message_service", passive=True)[2]
+            except ChannelError:
+                return 0
+
+    try:
+        wait_for(consuming, timeout=60, message="message_service consuming over TLS")
+        stored = call_with_retry(config, "message_service", "receive_message", {"message": "tls"})
+        from_environment = cron()
+        from_config = cron("--config", "services/message/config.yaml")
+    finally:
+        exit_code = message.stop()
+
+    assert stored["status"] == "received"
+    assert from_environment.returncode == 0, from_environment.stderr
+    assert from_config.returncode == 0, from_config.stderr
     assert exit_code == 0

@@ -14,7 +14,7 @@ BROKER_ERRORS = (OSError, AMQPError, KombuError, RpcTimeout)
 
 
 def call_with_retry(
-    amqp_uri: str,
+    amqp: str | dict,
     service: str,
     method: str,
     *args,
@@ -28,12 +28,16 @@ def call_with_retry(
     Only for calls that are safe to repeat (idempotent, e.g. keyed by an id): the first attempt may
     have run even though its reply never arrived. A service's own error (`RemoteError`, or the type
     registered for it) is raised at once, never retried.
+
+    `amqp` is the broker's URI, or a config with `AMQP_URI` and `AMQP_SSL` (`common.config.client_config`,
+    or a service's config.yaml read with `load_config`) for TLS.
     """
+    config = {"AMQP_URI": amqp} if isinstance(amqp, str) else amqp
     deadline = time.monotonic() + retry_for
     delay = 0.2
     while True:
         try:
-            with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=timeout) as proxy:
+            with ClusterRpcProxy(config, timeout=timeout) as proxy:
                 return getattr(getattr(proxy, service), method)(*args, **kwargs)
         except BROKER_ERRORS as error:
             if time.monotonic() + delay > deadline:

@@ -28,3 +28,9 @@ def test_healthy_only_while_connected_to_the_broker_port():
         f"unhealthy: no connection to the broker (port {port})\n",
     )
     assert during.returncode == 0
+
+
+def test_an_amqps_uri_without_a_port_means_5671():
+    assert healthcheck("amqps://guest:guest@127.0.0.1/").stderr == (
+        "unhealthy: no connection to the broker (port 5671)\n"
+    )

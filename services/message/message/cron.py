@@ -5,6 +5,9 @@ Not a Nameko service: a one-shot program that calls message_service through `Clu
 did and exits. compose runs it on a schedule with yacron (deploy/cron/yacron.yaml), Kubernetes as
 a CronJob, and you run it once with `redispatch-stuck`.
 
+Broker settings: `--config services/message/config.yaml` reads them as `nameko run` does;
+without it, AMQP_URI and AMQP_SSL come from the environment. TLS (AMQP_SSL) applies either way.
+
 Exit status: 0 done; 2 the broker cannot be reached or refuses us; 3 message_service is not
 running (no queue, or no answer within the timeout).
 """
@@ -20,8 +23,10 @@ BROKER_UNAVAILABLE, SERVICE_UNAVAILABLE = 2, 3
 
 
 def safe_uri(uri: str) -> str:
+    from common.healthcheck import broker_port
+
     parsed = urlparse(uri)
-    return parsed._replace(netloc=f"{parsed.hostname}:{parsed.port or 5672}").geturl()
+    return parsed._replace(netloc=f"{parsed.hostname}:{broker_port(uri)}").geturl()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         default=float(os.environ.get("RPC_TIMEOUT", 30)),
         help="seconds to wait for message_service's answer (default: $RPC_TIMEOUT or 30)",
     )
+    parser.add_argument(
+        "--config", help="message_service's config.yaml, for the broker settings (default: the environment)"
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")  # printed on importing nameko
     logging.getLogger("amqp").setLevel(logging.ERROR)  # its warnings about closing channels are noise here
@@ -45,8 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     from nameko.exceptions import RpcTimeout, UnknownService
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    amqp_uri = os.environ.get("AMQP_URI", "amqp://guest:guest@localhost")
-    config = {"AMQP_URI": amqp_uri, "serializer": "json"}
+    from common.config import client_config
+
+    config = client_config(args.config)
+    amqp_uri = config["AMQP_URI"]
     try:
         with ClusterRpcProxy(config, timeout=args.timeout) as cluster_rpc:
             redispatched = cluster_rpc.message_service.redispatch_stuck(args.older_than_minutes * 60)
