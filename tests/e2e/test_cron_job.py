@@ -8,6 +8,7 @@ import pytest
 from kombu import Connection, Exchange, Queue
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from tests.ops.logs import waiting_in
 from tests.support import BIN, ROOT, wait_for
 
 
@@ -35,15 +36,17 @@ def test_a_message_stuck_in_pending_is_handed_over_again_and_ends_done(
     fresh_vhost, local_stack, rabbit_admin
 ):
     local_stack("message", env={"AMQP_URI": fresh_vhost})
-    # The stack's topology job declared time_consuming's queue; a deploy that skipped it has none.
+    # The stack's topology job declared time_consuming's queue, so the outbox's event is routed and
+    # marked sent; then the event is lost (purged here; a queue deleted or a broker's disk lost
+    # would do the same), and the message is stuck in `pending`.
     vhost = fresh_vhost.rsplit("/", 1)[1]
     handler_queue = (
         "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
     )
-    rabbit_admin.request("DELETE", f"queues/{vhost}/{handler_queue}")
     with ClusterRpcProxy({"AMQP_URI": fresh_vhost}, timeout=10) as cluster_rpc:
-        # time_consuming_service has never run on this vhost: no queue, so the event is dropped.
         stuck = cluster_rpc.message_service.receive_message({"message": "stuck", "payload": {"n": 1}})
+        wait_for(lambda: waiting_in(fresh_vhost, handler_queue) == 1, message="the event in its queue")
+        rabbit_admin.request("DELETE", f"queues/{vhost}/{handler_queue}/contents")
         local_stack("time_consuming", env={"AMQP_URI": fresh_vhost})
 
         first = run(["redispatch-stuck"], fresh_vhost, "--older-than-minutes", "0")
