@@ -32,45 +32,54 @@ def amqp_uri(rabbit_admin):
     rabbit_admin.delete_vhost(name)
 
 
-@pytest.fixture
-def message_processes(amqp_uri, postgres, tmp_path):
-    """Starts `nameko run` message services one after another on one database: `start(**env)`."""
-    database_url = postgres()
-    engine = sqlalchemy.create_engine(database_url)
-    started = []
+class MessageProcesses:
+    """`nameko run` message services started one after another on one database: `start(**env)`."""
 
-    def start(**env) -> ServiceProcess:
-        log_dir = tmp_path / f"run-{len(started)}"
+    def __init__(self, amqp_uri: str, database_url: str, log_dir):
+        self.amqp_uri, self.database_url, self.log_dir = amqp_uri, database_url, log_dir
+        self.engine = sqlalchemy.create_engine(database_url)
+        self.started = []
+
+    def __call__(self, **env) -> ServiceProcess:
+        log_dir = self.log_dir / f"run-{len(self.started)}"
         log_dir.mkdir()
         base = {
-            "AMQP_URI": amqp_uri,
-            "DATABASE_URL": database_url,
+            "AMQP_URI": self.amqp_uri,
+            "DATABASE_URL": self.database_url,
             "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
         }
         process = ServiceProcess("message", {**base, **env}, log_dir)
-        started.append(process)
-        wait_for(lambda: consumers_now(amqp_uri, QUEUE) == 1, timeout=60, message="message_service consuming")
+        self.started.append(process)
+        wait_for(
+            lambda: consumers_now(self.amqp_uri, QUEUE) == 1, timeout=60, message="message_service consuming"
+        )
         return process
 
-    def stored() -> dict[str, list[str]]:
+    def stored(self) -> dict[str, list[str]]:
         """{message text: [ids of the messages stored with it]}."""
-        with engine.connect() as connection:
+        with self.engine.connect() as connection:
             rows = connection.execute(sqlalchemy.text("SELECT message, id FROM messages")).all()
         by_text = {}
         for text, message_id in rows:
             by_text.setdefault(text, []).append(message_id)
         return by_text
 
-    def outbox_events(message_id: str) -> int:
-        with engine.connect() as connection:
+    def outbox_events(self, message_id: str) -> int:
+        with self.engine.connect() as connection:
             query = sqlalchemy.text("SELECT count(*) FROM outbox WHERE payload::jsonb ->> 'message_id' = :id")
             return connection.execute(query, {"id": message_id}).scalar()
 
-    start.stored, start.outbox_events = stored, outbox_events
-    yield start
-    for process in started:
-        process.stop()
-    engine.dispose()
+    def close(self):
+        for process in self.started:
+            process.stop()
+        self.engine.dispose()
+
+
+@pytest.fixture
+def message_processes(amqp_uri, postgres, tmp_path):
+    processes = MessageProcesses(amqp_uri, postgres(), tmp_path)
+    yield processes
+    processes.close()
 
 
 def killed(process: ServiceProcess) -> int:
@@ -143,3 +152,50 @@ def test_a_stream_of_calls_through_three_kills_stores_each_message_once(amqp_uri
     assert {text: [message_id] for text, message_id in answered.items()} == {
         text: stored.get(text) for text in answered
     }  # every answered call's message is stored, with the id it was answered with
+
+
+def test_a_stream_of_retrying_clients_through_kills_and_a_broker_restart_stores_each_message_once(
+    private_broker, private_amqp_uri, postgres, tmp_path
+):
+    # A broker restart loses the clients' reply queues: they call again, with the same key.
+    amqp_uri, _ = private_amqp_uri
+    start = MessageProcesses(amqp_uri, postgres(), tmp_path)
+    answered, sending = {}, [True]
+    numbers = itertools.count()
+
+    def client():
+        while sending[0]:
+            text = f"stream-{next(numbers)}"
+            event = {"message": text, "idempotency_key": text}
+            answered[text] = call_with_retry(
+                amqp_uri, "message_service", "receive_message", event, timeout=10, retry_for=300
+            )["id"]
+
+    def after_30_more():
+        so_far = len(answered)
+        wait_for(lambda: len(answered) >= so_far + 30, timeout=180, message="30 more calls answered")
+
+    try:
+        process = start()
+        pool = eventlet.GreenPool()
+        clients = [pool.spawn(client) for _ in range(10)]
+        for _ in range(3):
+            after_30_more()
+            process.process.send_signal(signal.SIGKILL)
+            killed(process)
+            process = start()
+        after_30_more()
+        private_broker.restart()
+        after_30_more()
+        sending[0] = False
+        for running in clients:
+            running.wait()
+        stored = start.stored()
+    finally:
+        start.close()
+
+    assert len(answered) >= 150
+    assert {text: ids for text, ids in stored.items() if len(ids) > 1} == {}
+    assert {text: [message_id] for text, message_id in answered.items()} == {
+        text: stored.get(text) for text in answered
+    }

@@ -30,6 +30,7 @@ from message.messages import (
 logger = logging.getLogger(__name__)
 OUTBOX_RELAY_SECONDS = 2
 OUTBOX_PRUNE_SECONDS = 600
+DEFAULT_OUTBOX_RETENTION_HOURS = 24  # for a config without the key (config.yaml sets it)
 
 
 class MessageService:
@@ -57,8 +58,9 @@ class MessageService:
     def relay_outbox(self):
         try:
             relay(self.db, self.outbox)
-        except Exception:  # the message and its event are committed: the timer sends it later
-            logger.warning("outbox relay failed; relay_unsent will retry", exc_info=True)
+        except Exception as error:  # the message and its event are committed: the timer sends it later
+            # One line, no traceback: while the broker is down this repeats every OUTBOX_RELAY_SECONDS.
+            logger.warning("outbox relay failed (%r); relay_unsent tries again", error)
 
     @timer(interval=OUTBOX_RELAY_SECONDS)
     def relay_unsent(self):
@@ -67,7 +69,8 @@ class MessageService:
 
     @timer(interval=OUTBOX_PRUNE_SECONDS)
     def prune_outbox(self):
-        prune_sent(self.db, timedelta(hours=float(self.config["OUTBOX_RETENTION_HOURS"])))
+        hours = self.config.get("OUTBOX_RETENTION_HOURS") or DEFAULT_OUTBOX_RETENTION_HOURS
+        prune_sent(self.db, timedelta(hours=float(hours)))
 
     def time_consuming_function(self, message):
         self.dispatch("heavy_payload_event", heavy_payload_event(message))

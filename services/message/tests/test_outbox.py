@@ -10,6 +10,7 @@ import sqlalchemy
 from kombu import Connection, Queue
 from nameko.standalone.events import get_event_exchange
 from nameko.standalone.rpc import ClusterRpcProxy
+from nameko.testing.services import entrypoint_hook
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -120,4 +121,22 @@ def test_pruning_removes_sent_events_older_than_the_retention_only(postgres):
 
     assert pruned == 1
     assert left == ["sent-lately", "never-sent"]
+    engine.dispose()
+
+
+def test_the_service_prunes_with_its_retention_setting(container_factory, service_config):
+    config = service_config("message", OUTBOX_RETENTION_HOURS=1)
+    container = container_factory(MessageService, config)
+    container.start()
+    engine = sqlalchemy.create_engine(config["DATABASE_URL"])
+    with Session(engine) as session, session.begin():
+        for event_type, hours in [("two-hours-ago", 2), ("half-an-hour-ago", 0.5)]:
+            sent = now() - timedelta(hours=hours)
+            session.add(OutboxEvent(event_type=event_type, payload={}, created_at=sent, sent_at=sent))
+
+    with entrypoint_hook(container, "prune_outbox") as prune_outbox:
+        prune_outbox()
+
+    with Session(engine) as session:
+        assert session.scalars(select(OutboxEvent.event_type)).all() == ["half-an-hour-ago"]
     engine.dispose()
