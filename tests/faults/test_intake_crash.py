@@ -154,6 +154,7 @@ def test_a_stream_of_calls_through_three_kills_stores_each_message_once(amqp_uri
     }  # every answered call's message is stored, with the id it was answered with
 
 
+@pytest.mark.timeout(300)  # a broker node restart alone can take a minute on a busy machine
 def test_a_stream_of_retrying_clients_through_kills_and_a_broker_restart_stores_each_message_once(
     private_broker, private_amqp_uri, postgres, tmp_path
 ):

@@ -93,8 +93,13 @@ class RpcConsumer(nameko.rpc.RpcConsumer):
         )
         result, exc_info = responder.send_response(result, exc_info)
         # The ack goes to the connection the request came on; after an outage that one is gone,
-        # the broker redelivers the request and the (idempotent) worker runs again.
-        self.queue_consumer.ack_message(message)
+        # the broker redelivers the request and the (idempotent) worker runs again. nameko ignores
+        # only amqp's ConnectionError here: a socket error (the broker restarting between the reply
+        # and the ack) would escape the worker and kill the container, and `nameko run` with it.
+        try:
+            self.queue_consumer.ack_message(message)
+        except OSError as error:
+            log.warning("could not ack a request (%r): the broker redelivers it", error)
         return result, exc_info
 
 
