@@ -88,7 +88,7 @@ class JsonHttpHandler(HttpRequestHandler):
         return json_response(body, status)
 
     def response_from_exception(self, exc):
-        if isinstance(exc, HTTPException):  # werkzeug's own, e.g. 413 from a chunked body over the limit
+        if isinstance(exc, HTTPException):  # werkzeug's own, raised while reading the request
             return error_response(exc)
         status = next((code for kind, code in STATUS_BY_ERROR.items() if isinstance(exc, kind)), 500)
         body = {"error": type(exc).__name__, "message": str(exc) if status < 500 else "internal error"}

@@ -47,7 +47,7 @@ class Message(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
-    # The request that created it (`request_key` below), unique: a request delivered or sent again
+    # The request that created it (see `request_key()`), unique: a request delivered or sent again
     # finds its message instead of storing another; `request_hash` is its body's fingerprint.
     request_key: Mapped[str | None] = mapped_column(String(160), nullable=True)
     request_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
