@@ -55,6 +55,13 @@ def test_a_required_variable_without_a_value_is_composes_own_error(tmp_path, cap
     assert capsys.readouterr().err == f"stack: {message}\n"
 
 
+def test_composes_warnings_reach_the_user_once(tmp_path, capsys):
+    assert app_environment(tmp_path, "X: ${NOT_SET}", {}) == {"X": ""}
+
+    warning = 'stack: compose: The "NOT_SET" variable is not set. Defaulting to a blank string.\n'
+    assert capsys.readouterr().err == warning
+
+
 def test_the_env_file_is_read_as_compose_reads_it(tmp_path):
     dotenv = "A=1 # a comment, not the value\nB=${A}-two\nexport C='three'\n"
 

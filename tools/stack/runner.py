@@ -2,7 +2,7 @@
 
     stack = LocalStack(scale={"receiver": 3}, env={"AMQP_URI": "amqp://guest:guest@localhost/test"})
     stack.run_jobs()          # the one-shot services the others wait for (the migrations job)
-    stack.start()             # message-1, time_consuming-1, sender-1, receiver-1..3
+    stack.start()             # message-1, receiver-1..3, sender-1, time_consuming-1
     stack.wait_ready()        # every instance has its consumers on the broker
     stack.kill("receiver-2")  # SIGKILL one instance; stack.start("receiver-2") brings it back
     stack.stop()              # SIGTERM to all, as `docker compose stop` does; {name: exit code}
