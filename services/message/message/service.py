@@ -12,6 +12,7 @@ from common.messaging import EventDispatcher, rpc
 from common.metrics import Metrics
 from common.schemas import NewMessage, parse
 from common.shutdown import GracefulShutdown
+from common.tracing import Tracing
 from common.web import http, request_json
 from message.messages import (
     PENDING,
@@ -34,6 +35,7 @@ class MessageService:
     log = WorkerLog()
     metrics = Metrics()
     graceful = GracefulShutdown()
+    tracing = Tracing()
     db = Database(Base.metadata, migrations="message")
     dispatch = EventDispatcher()
 
