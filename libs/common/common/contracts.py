@@ -445,7 +445,9 @@ IDEMPOTENCY_KEY_HEADER = {
     "in": "header",
     "required": False,
     "description": "the same key with the same body gives the same message; with another body, 409",
-    "schema": schema_of(Key),
+    # No limits published yet: whatever message_service's intake enforces on the key goes here, and
+    # schemathesis then checks it (tests/e2e/test_contracts.py).
+    "schema": {"type": "string"},
 }
 
 
