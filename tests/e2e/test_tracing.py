@@ -9,6 +9,7 @@ import uuid
 import pytest
 import requests
 import sqlalchemy
+from nameko.standalone.rpc import ClusterRpcProxy
 from pytest_httpserver import HTTPServer
 from sqlalchemy.orm import Session
 
@@ -45,7 +46,11 @@ def stack(amqp_uri, postgres, tmp_path_factory, s3_server, receiver, webhook):
         "OTEL_BSP_SCHEDULE_DELAY": "100",  # export every 100 ms: the test waits less
     }
     local = make_local_stack(
-        amqp_uri, postgres, tmp_path_factory.mktemp("traced"), services=["message", "time_consuming"], env=env
+        amqp_uri,
+        postgres,
+        tmp_path_factory.mktemp("traced"),
+        services=["message", "time_consuming", "sender", "receiver"],
+        env=env,
     )
     local.run_jobs()
     local.start()
@@ -176,3 +181,24 @@ def test_an_event_relayed_from_the_outbox_later_continues_the_trace_that_stored_
     handler = only(spans, "time_consuming_service.time_consuming_event_handler")
     assert handler.parent_span_id == stored_span_id
     assert only(spans, "message_service.on_payload_processed").parent_span_id == handler.span_id
+
+
+def test_an_rpc_call_through_rpc_proxy_continues_the_callers_trace(stack, receiver, amqp_uri):
+    trace_id, caller_span_id = new_ids()
+    context = {"traceparent": f"00-{trace_id}-{caller_span_id}-01"}  # as a traced client sends it
+
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri}, context_data=context, timeout=10) as cluster_rpc:
+        cluster_rpc.sender_service.send_event({"message": "traced"})
+    spans = wait_for(
+        lambda: spans_named(
+            receiver, trace_id, "sender_service.send_event", "receiver_service.receive_event"
+        ),
+        message="the RPC spans",
+    )
+
+    send = only(spans, "sender_service.send_event")
+    receive = only(spans, "receiver_service.receive_event")
+    assert send.parent_span_id == caller_span_id
+    assert (send.kind, send.attributes["rpc.method"]) == ("SPAN_KIND_SERVER", "send_event")
+    assert receive.parent_span_id == send.span_id
+    assert receive.service == "receiver_service"

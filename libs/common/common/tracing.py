@@ -238,7 +238,7 @@ class Tracing(DependencyProvider):
         self.workers[worker_ctx] = (span, token, _current_worker.set(worker_ctx))
 
     def worker_result(self, worker_ctx, result=None, exc_info=None):
-        active = self.workers.get(worker_ctx)
+        active = self.workers.get(worker_ctx) if self.provider is not None else None
         if active is None:
             return
         span = active[0]
@@ -251,7 +251,7 @@ class Tracing(DependencyProvider):
             span.set_status(Status(StatusCode.ERROR, type(exc_info[1]).__name__))
 
     def worker_teardown(self, worker_ctx):
-        active = self.workers.pop(worker_ctx, None)
+        active = self.workers.pop(worker_ctx, None) if self.provider is not None else None
         if active is None:
             return
         span, token, worker_token = active
