@@ -23,6 +23,7 @@ class Span:
     trace_id: str
     span_id: str
     parent_span_id: str
+    start_ns: int = 0
     attributes: dict = field(default_factory=dict)
 
 
@@ -47,6 +48,7 @@ def decode(body: bytes) -> list[Span]:
                         trace_id=span.trace_id.hex(),
                         span_id=span.span_id.hex(),
                         parent_span_id=span.parent_span_id.hex(),
+                        start_ns=span.start_time_unix_nano,
                         attributes={a.key: any_value(a.value) for a in span.attributes},
                     )
                 )
@@ -99,3 +101,21 @@ class OtlpReceiver:
     def trace(self, trace_id: str) -> list[Span]:
         with self.lock:
             return [span for span in self.spans if span.trace_id == trace_id]
+
+
+def tree(spans: list[Span]) -> str:
+    """The spans as an indented tree (children under their parent), for failure messages and docs."""
+    ids = {span.span_id for span in spans}
+    children: dict = {}
+    for span in sorted(spans, key=lambda span: span.start_ns):
+        children.setdefault(span.parent_span_id if span.parent_span_id in ids else None, []).append(span)
+    lines = []
+
+    def walk(parent, depth):
+        for span in children.get(parent, []):
+            kind = span.kind.removeprefix("SPAN_KIND_").lower()
+            lines.append(f"{'  ' * depth}{span.name}  [{span.service}, {kind}]")
+            walk(span.span_id, depth + 1)
+
+    walk(None, 0)
+    return "\n".join(lines)

@@ -13,7 +13,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from pytest_httpserver import HTTPServer
 from sqlalchemy.orm import Session
 
-from tests.otlp_receiver import OtlpReceiver
+from tests.otlp_receiver import OtlpReceiver, tree
 from tests.support import make_local_stack, wait_for
 
 
@@ -73,7 +73,7 @@ def spans_named(receiver, trace_id, *names):
 
 def only(spans, name):
     matching = [span for span in spans if span.name == name]
-    assert len(matching) == 1, [(span.name, span.parent_span_id) for span in spans]
+    assert len(matching) == 1, tree(spans)
     return matching[0]
 
 
