@@ -55,6 +55,19 @@ def trace_fields() -> set[str]:
     return set(propagate.get_global_textmap().fields)
 
 
+def sampling_ratio(value) -> float:
+    """The share of new traces to keep: 1.0 when unset; a clear error at start when not in 0..1."""
+    if value is None or value == "":
+        return 1.0
+    try:
+        ratio = float(value)
+    except (TypeError, ValueError):
+        ratio = -1.0
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"{SAMPLER_ARG_KEY} must be a number from 0 to 1, not {value!r}")
+    return ratio
+
+
 def configure(config: dict, service_name: str):
     """Sets up the process's TracerProvider, OTLP exporter and instrumentations once; None when off."""
     global _provider
@@ -72,7 +85,7 @@ def configure(config: dict, service_name: str):
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-    ratio = float(config.get(SAMPLER_ARG_KEY) if config.get(SAMPLER_ARG_KEY) not in (None, "") else 1.0)
+    ratio = sampling_ratio(config.get(SAMPLER_ARG_KEY))
     provider = TracerProvider(
         resource=Resource.create({"service.name": service_name}),
         sampler=ParentBased(TraceIdRatioBased(ratio)),

@@ -72,3 +72,14 @@ def test_an_outbox_event_is_dispatched_in_the_trace_context_stored_with_it():
 
 def test_an_outbox_row_written_without_a_span_stores_no_trace_context():
     assert tracing.with_trace_context({"message_id": "m-1"}) == {"message_id": "m-1"}
+
+
+@pytest.mark.parametrize("value, ratio", [(None, 1.0), ("", 1.0), ("0.25", 0.25), (0, 0.0), ("1", 1.0)])
+def test_sampling_ratio(value, ratio):
+    assert tracing.sampling_ratio(value) == ratio
+
+
+@pytest.mark.parametrize("value", ["half", "1.5", -0.1])
+def test_a_sampling_ratio_outside_0_to_1_is_refused_at_start(value):
+    with pytest.raises(ValueError, match="OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1"):
+        tracing.sampling_ratio(value)
