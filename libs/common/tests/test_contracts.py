@@ -1,7 +1,9 @@
 """The published contracts: generated documents up to date, valid, and complete."""
 
+import json
 from pathlib import Path
 
+import jsonschema
 import pytest
 import yaml
 from openapi_spec_validator import validate
@@ -45,6 +47,13 @@ def test_check_fails_on_a_stale_document_and_a_run_rewrites_it(tmp_path, capsys)
 
 def test_openapi_document_is_valid_openapi(generated):
     validate(yaml.safe_load(generated["openapi.yaml"]))
+
+
+def test_asyncapi_document_is_valid_asyncapi_3(generated):
+    schema = json.loads((Path(__file__).parent / "data" / "asyncapi-3.0.0-without-id.json").read_text())
+    errors = list(jsonschema.Draft7Validator(schema).iter_errors(yaml.safe_load(generated["asyncapi.yaml"])))
+
+    assert errors == [], [f"{list(error.absolute_path)}: {error.message[:200]}" for error in errors]
 
 
 def resolve(document: dict, ref: str):
