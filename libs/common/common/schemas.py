@@ -12,6 +12,7 @@ MAX_PAYLOAD_BYTES = 256 * 1024  # bigger blobs belong in object storage, not in 
 
 
 MAX_KEY_CHARS = 128
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold a NUL character
 
 
 def strict_json_size(value) -> int:
@@ -34,7 +35,8 @@ class NewMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    # the pattern is for the published schema (common.contracts); message_is_storable enforces it
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, json_schema_extra={"pattern": NO_NUL})
     payload: JsonValue = None
 
     @field_validator("message")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from common.errors import NotFound
 from common.schemas import NewMessage, lookup_key
+from common.tracing import dispatch_with_trace_context, with_trace_context
 
 RECEIVED, PENDING, DONE, FAILED = "received", "pending", "done", "failed"
 
@@ -75,7 +76,8 @@ def store_message(session: Session, new: NewMessage) -> Message:
     with session.begin():
         session.add(message)
         if message.status == PENDING:
-            session.add(OutboxEvent(event_type="heavy_payload_event", payload=heavy_payload_event(message)))
+            event = with_trace_context(heavy_payload_event(message))  # the trace goes on when relayed
+            session.add(OutboxEvent(event_type="heavy_payload_event", payload=event))
     return message
 
 
@@ -97,7 +99,7 @@ def relay(session: Session, dispatch, limit: int = 100) -> int:
             .with_for_update(skip_locked=True)
         ).all()
         for event in unsent:
-            dispatch(event.event_type, event.payload)
+            dispatch_with_trace_context(dispatch, event.event_type, event.payload)
             event.sent_at = now()
     return len(unsent)
 

@@ -5,6 +5,7 @@ from nameko.events import event_handler
 from nameko.timer import timer
 from sqlalchemy import text
 
+from common.contracts import PayloadProcessed
 from common.db import Database
 from common.errors import InvalidInput, NotFound
 from common.logs import WorkerLog
@@ -12,6 +13,7 @@ from common.messaging import EventDispatcher, rpc
 from common.metrics import Metrics
 from common.schemas import NewMessage, parse
 from common.shutdown import GracefulShutdown
+from common.tracing import Tracing
 from common.web import http, request_json
 from message.messages import (
     PENDING,
@@ -34,6 +36,7 @@ class MessageService:
     log = WorkerLog()
     metrics = Metrics()
     graceful = GracefulShutdown()
+    tracing = Tracing()
     db = Database(Base.metadata, migrations="message")
     dispatch = EventDispatcher()
 
@@ -72,9 +75,10 @@ class MessageService:
             self.time_consuming_function(message)
         return [message.id for message in stuck]
 
-    @event_handler("time_consuming_service", "payload_processed")
+    @event_handler("time_consuming_service", "payload_processed", expected_exceptions=InvalidInput)
     def on_payload_processed(self, outcome):
-        record_outcome(self.db, outcome["message_id"], outcome["status"], outcome.get("reason"))
+        report = parse(PayloadProcessed, outcome)  # invalid: rejected (logged), nothing recorded
+        record_outcome(self.db, report.message_id, report.status, report.reason)
 
     @http("POST", "/messages", expected_exceptions=InvalidInput)
     def post_message(self, request):
