@@ -212,7 +212,10 @@ def handle_request(stack: LocalStack, request: Path) -> None:
     except StackError as error:
         answer = {"ok": False, "error": str(error)}
     print(f"stack: {action} {name}: {answer.get('result', answer.get('error'))}", flush=True)
-    request.with_name(f"{request.name}.done").write_text(json.dumps(answer))
+    # Written beside the control folder, then renamed in: the waiting command never reads half an answer.
+    partial = request.parent.parent / f"{request.name}.partial"
+    partial.write_text(json.dumps(answer))
+    partial.replace(request.with_name(f"{request.name}.done"))
 
 
 def run_action(args) -> int:

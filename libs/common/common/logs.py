@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 
 from nameko.extensions import DependencyProvider
+from opentelemetry import trace
 
 WORKER_LOGGER = "nameko.worker"
 
@@ -25,7 +26,8 @@ STANDARD_RECORD_FIELDS = set(vars(logging.makeLogRecord({}))) | {"message", "asc
 
 class JsonFormatter(logging.Formatter):
     """Formats a record as one JSON line: time, level, logger, message, the running worker's
-    call ids, and whatever was passed as ``extra=``."""
+    call ids, the active span's trace and span ids (see common.tracing), and whatever was passed
+    as ``extra=``."""
 
     def __init__(self, service: str | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -42,6 +44,9 @@ class JsonFormatter(logging.Formatter):
         worker = current_worker.get()
         if worker is not None:
             line.update(worker)
+        span = trace.get_current_span().get_span_context()
+        if span.is_valid:
+            line["trace_id"], line["span_id"] = format(span.trace_id, "032x"), format(span.span_id, "016x")
         line.update({key: value for key, value in vars(record).items() if key not in STANDARD_RECORD_FIELDS})
         if record.exc_info:
             line["exc_info"] = self.formatException(record.exc_info)

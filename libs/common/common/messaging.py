@@ -163,3 +163,17 @@ class EventDispatcher(nameko.events.EventDispatcher):
     def setup(self):
         self.options = {**publish_options(self.container.config), **self.options}
         super().setup()
+
+    def get_dependency(self, worker_ctx):
+        # nameko's reads the worker's context data into headers once, when it injects `dispatch`,
+        # before any worker_setup: read it when dispatching, so the trace context common.tracing
+        # sets (the worker's span, or the one an outbox row was written in) goes with the event.
+        def dispatch(event_type, event_data):
+            self.publisher.publish(
+                event_data,
+                exchange=self.exchange,
+                routing_key=event_type,
+                extra_headers=self.get_message_headers(worker_ctx),
+            )
+
+        return dispatch

@@ -13,6 +13,7 @@ MAX_PAYLOAD_BYTES = 256 * 1024  # bigger blobs belong in object storage, not in 
 
 
 MAX_KEY_CHARS = 128
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold a NUL character
 
 
 def strict_json_size(value) -> int:
@@ -35,10 +36,13 @@ class NewMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+    # the pattern is for the published schema (common.contracts); message_is_storable enforces it
+    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS, json_schema_extra={"pattern": NO_NUL})
     payload: JsonValue = None
     # Chosen by a client that retries: the same key with the same message gives the same result.
-    idempotency_key: str | None = Field(default=None, min_length=1, max_length=MAX_KEY_CHARS)
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=MAX_KEY_CHARS, json_schema_extra={"pattern": NO_NUL}
+    )
 
     @field_validator("message", "idempotency_key")
     @classmethod

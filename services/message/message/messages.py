@@ -19,6 +19,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 from common.errors import Conflict, InvalidInput, NotFound
 from common.failpoints import failpoint
 from common.schemas import NewMessage, lookup_key
+from common.tracing import dispatch_with_trace_context, with_trace_context
 
 log = logging.getLogger(__name__)
 UNROUTABLE = Counter(
@@ -125,9 +126,8 @@ def store_message(session: Session, new: NewMessage, correlation_id: str | None 
             if existing is None:
                 session.add(message)
                 if message.status == PENDING:
-                    session.add(
-                        OutboxEvent(event_type="heavy_payload_event", payload=heavy_payload_event(message))
-                    )
+                    event = with_trace_context(heavy_payload_event(message))  # the trace goes on when relayed
+                    session.add(OutboxEvent(event_type="heavy_payload_event", payload=event))
                 session.flush()
                 failpoint("message.before_commit")
     except IntegrityError:
@@ -173,7 +173,7 @@ def relay(session: Session, dispatch, limit: int = 100) -> int:
         ).all()
         for event in unsent:
             try:
-                dispatch(event.event_type, event.payload)
+                dispatch_with_trace_context(dispatch, event.event_type, event.payload)
             except UndeliverableMessage:
                 UNROUTABLE.labels(event.event_type).inc()
                 log.warning(

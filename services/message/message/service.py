@@ -6,6 +6,7 @@ from nameko.events import event_handler
 from nameko.timer import timer
 from sqlalchemy import text
 
+from common.contracts import PayloadProcessed
 from common.db import Database
 from common.errors import Conflict, InvalidInput, NotFound
 from common.logs import WorkerLog
@@ -13,6 +14,7 @@ from common.messaging import PUBLISH_ONCE, EventDispatcher, RequestId, rpc
 from common.metrics import Metrics
 from common.schemas import NewMessage, parse
 from common.shutdown import GracefulShutdown
+from common.tracing import Tracing
 from common.web import http, request_json
 from message.messages import (
     PENDING,
@@ -40,6 +42,7 @@ class MessageService:
     log = WorkerLog()
     metrics = Metrics()
     graceful = GracefulShutdown()
+    tracing = Tracing()
     db = Database(Base.metadata, migrations="message")
     dispatch = EventDispatcher()
     # The outbox's: one try (the timer is its retry, so a request never waits on a broker that is
@@ -89,9 +92,10 @@ class MessageService:
             self.time_consuming_function(message)
         return [message.id for message in stuck]
 
-    @event_handler("time_consuming_service", "payload_processed")
+    @event_handler("time_consuming_service", "payload_processed", expected_exceptions=InvalidInput)
     def on_payload_processed(self, outcome):
-        record_outcome(self.db, outcome["message_id"], outcome["status"], outcome.get("reason"))
+        report = parse(PayloadProcessed, outcome)  # invalid: rejected (logged), nothing recorded
+        record_outcome(self.db, report.message_id, report.status, report.reason)
 
     @http("POST", "/messages", expected_exceptions=(InvalidInput, Conflict))
     def post_message(self, request):

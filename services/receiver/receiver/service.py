@@ -8,6 +8,7 @@ from common.logs import WorkerLog
 from common.messaging import rpc
 from common.metrics import Metrics
 from common.shutdown import GracefulShutdown
+from common.tracing import Tracing
 from receiver.receipts import Base, count_receipts, record_receipt
 
 
@@ -17,6 +18,7 @@ class ReceiverService:
     log = WorkerLog()
     metrics = Metrics()
     graceful = GracefulShutdown()
+    tracing = Tracing()
     receipts = Database(Base.metadata, migrations="receiver")
     config = Config()
 

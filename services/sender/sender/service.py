@@ -3,6 +3,7 @@ from common.logs import WorkerLog
 from common.messaging import RpcProxy, rpc
 from common.metrics import Metrics
 from common.shutdown import GracefulShutdown
+from common.tracing import Tracing
 
 
 class SenderService:
@@ -11,6 +12,7 @@ class SenderService:
     log = WorkerLog()
     metrics = Metrics()
     graceful = GracefulShutdown()
+    tracing = Tracing()
     receiver_service = RpcProxy("receiver_service")
 
     @rpc(expected_exceptions=InvalidInput)  # the receiver's verdict on the event, passed back

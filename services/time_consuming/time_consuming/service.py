@@ -8,6 +8,7 @@ from common.metrics import Metrics
 from common.notifier import Notifier
 from common.shutdown import GracefulShutdown
 from common.storage import Storage
+from common.tracing import Tracing
 from time_consuming.jobs import Base, get_job
 from time_consuming.work import process
 
@@ -18,6 +19,7 @@ class TimeConsumingService:
     log = WorkerLog()
     metrics = Metrics()
     graceful = GracefulShutdown()
+    tracing = Tracing()
     db = Database(Base.metadata, migrations="time_consuming")
     storage = Storage()
     notifier = Notifier()

@@ -3,8 +3,8 @@
 import json
 from dataclasses import dataclass
 
+from common.contracts import HeavyPayloadEvent, event_problem
 from common.notifier import NotificationError
-from common.schemas import lookup_key
 from time_consuming.jobs import FAILED, NOTIFIED, UPLOADED, claim_job
 
 
@@ -28,13 +28,7 @@ def object_key(message_id: str) -> str:
 
 
 def invalid_event(event) -> str | None:
-    if not isinstance(event, dict):
-        return f"invalid event: expected an object, got {type(event).__name__}"
-    if lookup_key(event.get("message_id")) is None:
-        return "invalid event: no usable message_id"
-    if "payload" not in event:
-        return "invalid event: no payload"
-    return None
+    return event_problem(HeavyPayloadEvent, event)  # the published contract (docs/contracts/asyncapi.yaml)
 
 
 def process(event, session, storage, notifier) -> Outcome:
