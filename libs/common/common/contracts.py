@@ -481,7 +481,10 @@ def openapi() -> dict:
                     "responses": {
                         "201": {"description": "stored", "content": json_content(MessageReceipt)},
                         "400": error_response("InvalidInput: not JSON, or not a valid NewMessage"),
-                        "409": error_response("Conflict: the Idempotency-Key was used with another body"),
+                        "409": error_response(
+                            "Conflict: the Idempotency-Key was used with another body, or differs from the "
+                            "body's idempotency_key"
+                        ),
                         "411": error_response("LengthRequired: a chunked body; send a Content-Length"),
                         "413": error_response("RequestEntityTooLarge: the body is over HTTP_MAX_BODY_BYTES"),
                     },

@@ -16,7 +16,7 @@ from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from common.errors import Conflict, InvalidInput, NotFound
+from common.errors import Conflict, NotFound
 from common.failpoints import failpoint
 from common.schemas import NewMessage, lookup_key
 from common.tracing import dispatch_with_trace_context, with_trace_context
@@ -99,8 +99,8 @@ def with_idempotency_key(event, header: str | None):
     """An HTTP request's body with its `Idempotency-Key` header as the event's `idempotency_key`."""
     if header is None or not isinstance(event, dict):
         return event
-    if event.get("idempotency_key", header) != header:
-        raise InvalidInput("the Idempotency-Key header and the body's idempotency_key differ")
+    if event.get("idempotency_key", header) != header:  # two keys for one request contradict each other
+        raise Conflict("the Idempotency-Key header and the body's idempotency_key differ")
     return {**event, "idempotency_key": header}
 
 

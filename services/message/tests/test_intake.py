@@ -102,7 +102,7 @@ def test_a_key_used_for_another_message_is_a_conflict(message_service):
     assert stored("another") == []
 
 
-def test_a_header_and_a_body_key_that_differ_are_refused(message_service):
+def test_a_header_and_a_body_key_that_differ_are_a_conflict(message_service):
     _, _, base_url, stored = message_service
 
     response = requests.post(
@@ -112,7 +112,8 @@ def test_a_header_and_a_body_key_that_differ_are_refused(message_service):
         timeout=10,
     )
 
-    assert response.status_code == 400
+    assert response.status_code == 409
+    assert response.json()["error"] == "Conflict"
     assert stored("two keys") == []
 
 
