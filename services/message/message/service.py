@@ -1,7 +1,6 @@
 import logging
 from datetime import timedelta
 
-from nameko.events import event_handler
 from nameko.timer import timer
 from sqlalchemy import text
 
@@ -10,6 +9,7 @@ from common.errors import InvalidInput, NotFound
 from common.logs import WorkerLog
 from common.messaging import EventDispatcher, rpc
 from common.metrics import Metrics
+from common.retries import event_handler
 from common.schemas import NewMessage, parse
 from common.shutdown import GracefulShutdown
 from common.web import http, request_json
@@ -72,9 +72,12 @@ class MessageService:
             self.time_consuming_function(message)
         return [message.id for message in stuck]
 
-    @event_handler("time_consuming_service", "payload_processed")
+    @event_handler("time_consuming_service", "payload_processed", permanent=(InvalidInput, NotFound))
     def on_payload_processed(self, outcome):
-        record_outcome(self.db, outcome["message_id"], outcome["status"], outcome.get("reason"))
+        """A database error raises: retried later, parked after the last attempt (common.retries)."""
+        if not isinstance(outcome, dict):
+            raise InvalidInput(f"invalid outcome: expected an object, got {type(outcome).__name__}")
+        record_outcome(self.db, outcome.get("message_id"), outcome.get("status"), outcome.get("reason"))
 
     @http("POST", "/messages", expected_exceptions=InvalidInput)
     def post_message(self, request):
