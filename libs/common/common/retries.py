@@ -25,6 +25,7 @@ handler queue. `nameko-topology` declares them with the handler queues.
 """
 
 import logging
+import uuid
 from dataclasses import dataclass
 from functools import partial
 
@@ -39,6 +40,7 @@ from common.failpoints import failpoint
 log = logging.getLogger(__name__)
 
 ATTEMPT_HEADER = "x-attempt"
+DELIVERY_HEADER = "x-delivery-id"  # the same for a delivery and all its retries
 DEFAULT_DELAYS = (5, 30, 120, 600)
 DEFAULT_MAX_ATTEMPTS = 5
 
@@ -91,6 +93,10 @@ def attempt_of(message) -> int:
         return 1
 
 
+def delivery_of(message) -> str:
+    return str((message.headers or {}).get(DELIVERY_HEADER) or uuid.uuid4().hex)
+
+
 def own_headers(message) -> dict:
     """The delivery's headers without the broker's (`x-death`...) and ours: nameko's context stays."""
     return {key: value for key, value in (message.headers or {}).items() if not key.startswith("x-")}
@@ -106,10 +112,15 @@ def describe(error: BaseException) -> str:
 
 @dataclass(frozen=True)
 class Attempt:
-    """What a handler knows about its delivery: `final` means a failure now is parked, not retried."""
+    """What a handler knows about its delivery: `final` means a failure now is parked, not retried.
+
+    `delivery` identifies the delivery across its retries (a lease it took is still its own); a
+    duplicate of the event, or a redelivery by the broker after a crash, is another delivery.
+    """
 
     number: int
     max_attempts: int
+    delivery: str = ""
 
     @property
     def final(self) -> bool:
@@ -149,13 +160,16 @@ class EventHandler(nameko.events.EventHandler):
             self.queue_consumer.requeue_message(message)
             return
         # the worker greenthread has not run yet: spawning does not switch to it
-        self.attempts[worker_ctx] = Attempt(attempt_of(message), self.max_attempts)
+        self.attempts[worker_ctx] = self.attempt_of(message)
+
+    def attempt_of(self, message) -> Attempt:
+        return Attempt(attempt_of(message), self.max_attempts, delivery_of(message))
 
     def attempt(self, worker_ctx) -> Attempt:
-        return self.attempts.get(worker_ctx) or Attempt(1, self.max_attempts)
+        return self.attempts.get(worker_ctx) or Attempt(1, self.max_attempts, uuid.uuid4().hex)
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
-        attempt = self.attempts.pop(worker_ctx, None) or Attempt(attempt_of(message), self.max_attempts)
+        attempt = self.attempts.pop(worker_ctx, None) or self.attempt_of(message)
         if exc_info is not None:
             try:
                 self.retry_or_park(message, exc_info[1], attempt)
@@ -185,7 +199,11 @@ class EventHandler(nameko.events.EventHandler):
             routing_key=queue.name,
             declare=[queue],
             mandatory=True,
-            headers={**own_headers(message), ATTEMPT_HEADER: attempt.number + 1},
+            headers={
+                **own_headers(message),
+                ATTEMPT_HEADER: attempt.number + 1,
+                DELIVERY_HEADER: attempt.delivery,
+            },
         )
         log.warning(
             "%s failed (attempt %d of %d), retrying in %gs: %s",
@@ -207,4 +225,4 @@ class Delivery(DependencyProvider):
         entrypoint = worker_ctx.entrypoint
         if isinstance(entrypoint, EventHandler):
             return entrypoint.attempt(worker_ctx)
-        return Attempt(1, 1)
+        return Attempt(1, 1, uuid.uuid4().hex)

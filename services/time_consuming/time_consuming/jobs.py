@@ -9,12 +9,10 @@ No transaction is open during the upload or the webhook call: a delivery claims 
 transaction (`owner`, `lease_until`, `attempts`), does one step, records it in its own short
 transaction. A second delivery of the same event meanwhile finds the lease alive and does nothing
 (`JobBusy`: its event is retried later); once the lease has expired (its owner was killed) it takes
-over. States only move forward: pending, uploaded, notified; `failed` never overwrites `notified`.
+over. The owner is the delivery (`common.retries.Attempt.delivery`): its own retries keep the lease.
+States only move forward: pending, uploaded, notified; `failed` never overwrites `notified`.
 """
 
-import os
-import socket
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -73,14 +71,12 @@ class Claim:
     object_key: str | None
 
 
-def new_owner() -> str:
-    """Who works on a job: host and process for the logs, and one delivery's own id."""
-    return f"{socket.gethostname()}/{os.getpid()}/{uuid.uuid4().hex[:12]}"
+def claim_job(session: Session, message_id: str, owner: str, lease: timedelta) -> Claim | None:
+    """Claims the job for `owner` (a delivery and its retries); None when it is finished already.
 
-
-def claim_job(session: Session, message_id: str, lease: timedelta) -> Claim | None:
-    """Claims the job for one delivery; None when an earlier delivery already finished it."""
-    owner = new_owner()
+    The lease is the owner's until it expires: a retry of the same delivery takes it again (its
+    release may have failed with the database), another delivery must wait.
+    """
     with session.begin():
         try:
             with session.begin_nested():
@@ -90,7 +86,7 @@ def claim_job(session: Session, message_id: str, lease: timedelta) -> Claim | No
         job = session.get(Job, message_id, with_for_update=True, populate_existing=True)
         if job.state == NOTIFIED:
             return None
-        if job.owner is not None and job.lease_until is not None and utc(job.lease_until) > now():
+        if job.owner not in (None, owner) and job.lease_until is not None and utc(job.lease_until) > now():
             raise JobBusy(f"job {message_id} is being worked on by {job.owner}")
         if job.state == FAILED:  # a replay: start again from the last step recorded
             job.state = UPLOADED if job.object_key else PENDING

@@ -60,7 +60,7 @@ def process(event, session, storage, notifier, attempt: Attempt, lease: timedelt
         message_id = event.get("message_id") if isinstance(event, dict) else None
         return Outcome(message_id if isinstance(message_id, str) else None, "failed", reason)
     message_id = str(event["message_id"])
-    claim = claim_job(session, message_id, lease)
+    claim = claim_job(session, message_id, f"delivery/{attempt.delivery}", lease)
     if claim is None:
         return Outcome(message_id, "done")
     try:

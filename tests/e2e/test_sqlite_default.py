@@ -1,0 +1,131 @@
+"""The embedded default under load: real `nameko run` processes on SQLite files, a local object store
+and a webhook on loopback, while the cron job's `redispatch_stuck(0)` overlaps the live work.
+
+100 messages with payloads, 20 in flight, to message_service and one or two time_consuming_service
+processes (two share one SQLite file, as `stack up --scale time_consuming=2` on the default would).
+Every message ends `done`, the webhook hears each message once (its Idempotency-Key), nobody logs
+`database is locked`, and every process is still running.
+"""
+
+import contextlib
+import logging
+import time
+from collections import Counter
+
+import eventlet
+import pytest
+from nameko.standalone.rpc import ClusterRpcProxy
+from pytest_httpserver import HTTPServer
+from werkzeug import Response
+
+from tests.fixtures import RABBIT_HOST, run_name
+from tests.support import ServiceProcess, free_port, wait_for
+
+MESSAGES = 100
+IN_FLIGHT = 20
+HANDLER_QUEUE = "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
+
+log = logging.getLogger(__name__)
+
+
+@pytest.fixture
+def amqp_vhost(rabbit_admin):
+    name = run_name()
+    rabbit_admin.create_vhost(name)
+    yield name, f"amqp://guest:guest@{RABBIT_HOST}:5672/{name}"
+    rabbit_admin.delete_vhost(name)
+
+
+@pytest.fixture
+def webhook():
+    keys = []
+
+    def record(request):
+        keys.append(request.headers.get("Idempotency-Key"))
+        return Response("{}", status=200)
+
+    server = HTTPServer(threaded=True)
+    server.expect_request("/hook", method="POST").respond_with_handler(record)
+    server.start()
+    yield server, keys
+    server.clear()
+    server.stop()
+
+
+def statuses(cluster_rpc, ids) -> Counter:
+    return Counter(cluster_rpc.message_service.get_message(id_)["status"] for id_ in ids)
+
+
+@pytest.mark.parametrize("time_consuming_processes", [1, 2], ids=["one-process", "two-processes-one-file"])
+def test_the_sqlite_default_finishes_every_message_once_under_load_and_redispatch(
+    amqp_vhost, rabbit_admin, webhook, tmp_path, time_consuming_processes
+):
+    vhost, amqp_uri = amqp_vhost
+    server, keys = webhook
+    env = {
+        "AMQP_URI": amqp_uri,
+        "LOCAL_STORE_DIR": str(tmp_path / "objects"),
+        "WEBHOOK_URL": server.url_for("/hook"),
+        "METRICS_PORT": "0",
+    }
+    processes = [
+        ServiceProcess(
+            "time_consuming",
+            {**env, "DATABASE_URL": f"sqlite:///{tmp_path / 'time_consuming.sqlite3'}"},
+            tmp_path,
+            name=f"time_consuming-{number}",
+        )
+        for number in range(1, time_consuming_processes + 1)
+    ]
+    wait_for(
+        lambda: rabbit_admin.consumers(vhost, HANDLER_QUEUE) == time_consuming_processes,
+        timeout=60,
+        message="time_consuming_service consuming",
+    )
+    message_env = {
+        **env,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'message.sqlite3'}",
+        "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
+    }
+    processes.append(ServiceProcess("message", message_env, tmp_path))
+    stop_redispatch = eventlet.event.Event()
+
+    def redispatch_every_second():
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30) as cron:
+            while not stop_redispatch.ready():
+                cron.message_service.redispatch_stuck(0)
+                eventlet.sleep(1)
+
+    try:
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster_rpc:
+            wait_for(lambda: rabbit_admin.consumers(vhost, "rpc-message_service"), 60, message="message")
+            started = time.monotonic()
+            cron = eventlet.spawn(redispatch_every_second)
+            ids = []
+            for batch in range(MESSAGES // IN_FLIGHT):
+                calls = [
+                    cluster_rpc.message_service.receive_message.call_async(
+                        {"message": f"m{batch}-{number}", "payload": {"batch": batch, "number": number}}
+                    )
+                    for number in range(IN_FLIGHT)
+                ]
+                ids.extend(call.result()["id"] for call in calls)
+            with contextlib.suppress(AssertionError):  # the counts below say how far it got
+                wait_for(lambda: statuses(cluster_rpc, ids)["done"] == MESSAGES, timeout=90, interval=1)
+            log.warning("%s after %.1fs", dict(statuses(cluster_rpc, ids)), time.monotonic() - started)
+            stop_redispatch.send()
+            cron.wait()
+            final = statuses(cluster_rpc, ids)
+        alive = [process.process.poll() is None for process in processes]
+    finally:
+        if not stop_redispatch.ready():
+            stop_redispatch.send()
+        for process in processes:
+            process.stop()
+    logs = "".join(process.output() for process in processes)
+
+    assert final == {"done": MESSAGES}
+    assert len(set(keys)) == MESSAGES and set(keys) == set(ids)
+    assert [key for key, count in Counter(keys).items() if count > 1] == []  # no repeated notification
+    assert alive == [True] * len(processes)
+    assert logs.count("database is locked") == 0
