@@ -18,7 +18,6 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from tests.fixtures import RABBIT_HOST, run_name
 from tests.support import ServiceProcess, free_port, wait_for
 
 MESSAGES = 100
@@ -26,14 +25,6 @@ IN_FLIGHT = 20
 HANDLER_QUEUE = "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
 
 log = logging.getLogger(__name__)
-
-
-@pytest.fixture
-def amqp_vhost(rabbit_admin):
-    name = run_name()
-    rabbit_admin.create_vhost(name)
-    yield name, f"amqp://guest:guest@{RABBIT_HOST}:5672/{name}"
-    rabbit_admin.delete_vhost(name)
 
 
 @pytest.fixture
@@ -58,9 +49,9 @@ def statuses(cluster_rpc, ids) -> Counter:
 
 @pytest.mark.parametrize("time_consuming_processes", [1, 2], ids=["one-process", "two-processes-one-file"])
 def test_the_sqlite_default_finishes_every_message_once_under_load_and_redispatch(
-    amqp_vhost, rabbit_admin, webhook, tmp_path, time_consuming_processes
+    own_vhost, rabbit_admin, webhook, tmp_path, time_consuming_processes
 ):
-    vhost, amqp_uri = amqp_vhost
+    vhost, amqp_uri = own_vhost
     server, keys = webhook
     env = {
         "AMQP_URI": amqp_uri,

@@ -12,12 +12,12 @@ import threading
 import time
 from collections import Counter
 
-import pytest
+from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from tests.fixtures import RABBIT_HOST, run_name
+from message.service import MessageService
 from tests.private_postgres import PrivatePostgres
 from tests.support import ServiceProcess, free_port, wait_for
 
@@ -26,20 +26,12 @@ OUTAGE_SECONDS = 15
 HANDLER_QUEUE = "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
 
 
-@pytest.fixture
-def amqp_vhost(rabbit_admin):
-    name = run_name()
-    rabbit_admin.create_vhost(name)
-    yield name, f"amqp://guest:guest@{RABBIT_HOST}:5672/{name}"
-    rabbit_admin.delete_vhost(name)
-
-
 def statuses(cluster_rpc, ids) -> Counter:
     return Counter(cluster_rpc.message_service.get_message(id_)["status"] for id_ in ids)
 
 
-def test_a_database_outage_mid_processing_loses_no_message(amqp_vhost, rabbit_admin, tmp_path):
-    vhost, amqp_uri = amqp_vhost
+def test_a_database_outage_mid_processing_loses_no_message(own_vhost, rabbit_admin, tmp_path):
+    vhost, amqp_uri = own_vhost
     held, release = threading.Event(), threading.Event()
     keys = []
 
@@ -108,3 +100,39 @@ def test_a_database_outage_mid_processing_loses_no_message(amqp_vhost, rabbit_ad
     assert set(keys) == set(ids)
     assert alive == [True, True]
     assert "retrying in" in logs  # the outage was met and retried, not skipped
+
+
+def test_message_services_outcome_handler_retries_while_its_database_is_down(
+    own_vhost, container_factory, service_config
+):
+    _, amqp_uri = own_vhost
+    with PrivatePostgres() as database:
+        config = service_config(
+            "message",
+            AMQP_URI=amqp_uri,
+            DATABASE_URL=database.create_database("message"),
+            WEB_SERVER_ADDRESS=f"127.0.0.1:{free_port()}",
+            RETRY_DELAYS="0.5",
+            RETRY_MAX_ATTEMPTS=1000,
+        )
+        container_factory(MessageService, config).start()
+        with ClusterRpcProxy(config, timeout=10) as cluster_rpc:
+            message_id = cluster_rpc.message_service.receive_message({"message": "m", "payload": {"n": 1}})[
+                "id"
+            ]
+            database.stop()
+            dispatch = event_dispatcher(config)
+            dispatch(
+                "time_consuming_service", "payload_processed", {"message_id": message_id, "status": "done"}
+            )
+            time.sleep(3)  # the outage: the handler meets the stopped database several times
+            database.start()
+            message = wait_for(
+                lambda: (
+                    cluster_rpc.message_service.get_message(message_id)["status"] == "done"
+                    and cluster_rpc.message_service.get_message(message_id)
+                ),
+                message="the outcome recorded",
+            )
+
+    assert message["status"] == "done"

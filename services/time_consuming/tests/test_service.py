@@ -12,18 +12,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from common.dead_letters import list_dead_letters, replay_dead_letters
-from tests.fixtures import RABBIT_HOST, run_name
 from tests.support import wait_for
 from time_consuming.service import TimeConsumingService
-
-
-@pytest.fixture
-def own_vhost(rabbit_admin):
-    """A vhost per test: an event a test leaves in a retry queue must not reach the next test's service."""
-    name = run_name()
-    rabbit_admin.create_vhost(name)
-    yield f"amqp://guest:guest@{RABBIT_HOST}:5672/{name}"
-    rabbit_admin.delete_vhost(name)
 
 
 @pytest.fixture
@@ -37,7 +27,7 @@ def start_service(container_factory, service_config, s3, httpserver, own_vhost):
             "WEBHOOK_URL": httpserver.url_for("/hook"),
             "WEBHOOK_BACKOFF": 0.01,
             "WEBHOOK_READ_TIMEOUT": 2,
-            "AMQP_URI": own_vhost,
+            "AMQP_URI": own_vhost[1],
             "DEAD_LETTER_QUEUE": f"dead-letters-{uuid.uuid4().hex[:8]}",
             "RETRY_DELAYS": "0.2,0.4",  # the retry queues' TTLs: seconds here, minutes in production
             "RETRY_MAX_ATTEMPTS": 4,
