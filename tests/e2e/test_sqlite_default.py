@@ -9,11 +9,15 @@ Every message ends `done`, the webhook hears each message once (its Idempotency-
 
 import contextlib
 import logging
+import subprocess
+import sys
 import time
 from collections import Counter
 
 import eventlet
 import pytest
+import requests
+from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
@@ -120,3 +124,66 @@ def test_the_sqlite_default_finishes_every_message_once_under_load_and_redispatc
     assert [key for key, count in Counter(keys).items() if count > 1] == []  # no repeated notification
     assert alive == [True] * len(processes)
     assert logs.count("database is locked") == 0
+
+
+HOLD_LOCK = """
+import sqlite3, sys, time
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("BEGIN IMMEDIATE")
+print("held", flush=True)
+sys.stdin.readline()  # until the test says so
+connection.execute("COMMIT")
+"""
+
+
+def test_a_worker_waiting_for_sqlites_lock_does_not_freeze_its_process(own_vhost, rabbit_admin, tmp_path):
+    """Another process holds the write lock: the waiting worker sleeps greenly, the process answers."""
+    vhost, amqp_uri = own_vhost
+    database = tmp_path / "time_consuming.sqlite3"
+    metrics_port = free_port()
+    env = {
+        "AMQP_URI": amqp_uri,
+        "DATABASE_URL": f"sqlite:///{database}",
+        "LOCAL_STORE_DIR": str(tmp_path / "objects"),
+        "METRICS_PORT": str(metrics_port),
+    }
+    service = ServiceProcess("time_consuming", env, tmp_path)
+    try:
+        wait_for(lambda: rabbit_admin.consumers(vhost, HANDLER_QUEUE), 60, message="time_consuming")
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(database)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+        assert holder.stdout.readline() == b"held\n"
+        event_dispatcher({"AMQP_URI": amqp_uri})(
+            "message_service", "heavy_payload_event", {"message_id": "m-wait", "payload": {}}
+        )
+        wait_for(lambda: in_flight(metrics_port) == 1, message="the worker waiting for the lock")
+        answers = [in_flight(metrics_port) for _ in range(20)]  # while the worker still waits
+        holder.communicate(b"release\n", timeout=10)
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30) as cluster_rpc:
+            job = wait_for(
+                lambda: (
+                    (job := cluster_rpc.time_consuming_service.get_job("m-wait"))
+                    and job["state"] == "notified"
+                    and job
+                ),
+                message="the job after the lock was released",
+            )
+    finally:
+        service.stop()
+
+    assert answers == [1] * 20  # every scrape answered, each seeing the one waiting worker
+    assert job["attempts"] == 1  # it waited; it was not failed and retried
+    assert "database is locked" not in service.output()
+
+
+def in_flight(port: int) -> float | None:
+    """The process's `nameko_workers_in_flight` from its metrics endpoint (None if it does not answer)."""
+    try:
+        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+    except requests.RequestException:
+        return None
+    for line in text.splitlines():
+        if line.startswith("nameko_workers_in_flight{"):
+            return float(line.rsplit(" ", 1)[1])
+    return 0
