@@ -191,6 +191,26 @@ def test_a_webhook_answering_503_is_retried_later_until_it_accepts(start_service
     assert list_dead_letters(config) == []
 
 
+def test_an_s3_error_is_retried_later_until_the_upload_succeeds(start_service, s3, httpserver):
+    httpserver.expect_request("/hook", method="POST").respond_with_json({})
+    client, settings = s3
+    config, dispatch = start_service(RETRY_MAX_ATTEMPTS=1000)
+    client.delete_bucket(Bucket=settings["S3_BUCKET"])  # made at start, empty: S3 now answers NoSuchBucket
+
+    dispatch({"message_id": "m-s3", "payload": {"d": 4}})
+    wait_for(
+        lambda: "NoSuchBucket" in ((job_state(config, "m-s3", ("pending",)) or {}).get("last_error") or ""),
+        message="a failed upload",
+    )
+    client.create_bucket(Bucket=settings["S3_BUCKET"])
+    job = wait_for(
+        lambda: job_state(config, "m-s3", ("notified",)), message="the job after the bucket is back"
+    )
+
+    assert job["attempts"] >= 2 and json.loads(stored(s3, "payloads/m-s3.json")) == {"d": 4}
+    assert len(httpserver.log) == 1
+
+
 def test_exhausted_attempts_park_the_event_with_its_reason_and_replay_finishes_it(start_service, httpserver):
     for _ in range(4):
         httpserver.expect_ordered_request("/hook", method="POST").respond_with_data("down", status=502)
