@@ -1,9 +1,9 @@
 """Dead letters: events a service can never handle are parked in a durable RabbitMQ queue, not lost
 and not redelivered forever.
 
-`common.retries.event_handler` parks an event that failed for good (or `dead_letters.park(event,
-reason, ...)` in a handler), publishing with confirms on nameko's pooled producer connection before
-the original delivery is acked. The parked copy keeps the event's body and where it came from
+`common.retries.event_handler` parks an event that failed for good (`DeadLetterQueue.park`),
+publishing with confirms on nameko's pooled producer connection before the original delivery is
+acked. The parked copy keeps the event's body and where it came from
 (headers `x-original-queue`, `x-original-exchange`, `x-original-routing-key`) plus `x-reason`;
 `nameko-dead-letters replay` publishes it there again once the cause is fixed: to the handler's own
 queue when known (other services that handled the event do not get it again), else to the exchange.
@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 
 from kombu import Connection, Exchange, Queue
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
-from nameko.extensions import DependencyProvider
 from nameko.standalone.events import get_event_exchange
 
 from common.messaging import Publisher, publish_options
@@ -77,18 +76,6 @@ class DeadLetterQueue:
         self.publisher.publish(
             body, exchange="", routing_key=self.queue.name, declare=[self.queue], headers=headers
         )
-
-
-class DeadLetters(DependencyProvider):
-    """Injects `park(body, reason, source_service, event_type)`."""
-
-    def setup(self):
-        self.dead_letters = DeadLetterQueue(self.container.config, self.container.service_name)
-        with connect(self.container.config) as connection:
-            self.dead_letters.queue.bind(connection.default_channel).declare()
-
-    def get_dependency(self, worker_ctx):
-        return self.dead_letters
 
 
 def read_all(connection: Connection, queue: Queue) -> list:
