@@ -114,7 +114,7 @@ def stack_up(amqp_uri, postgres, tmp_path):
 
 def test_stack_up_runs_stops_and_kills_by_name_and_forwards_ctrl_c(stack_up):
     up, stack, output = stack_up
-    names = ["sender-1", "receiver-1", "receiver-2"]
+    names = ["receiver-1", "receiver-2", "sender-1"]  # compose's start order, then by name
     wait_for(
         lambda: all(f"stack: {n} ready" in output.read_text() for n in names),
         timeout=60,
@@ -132,7 +132,7 @@ def test_stack_up_runs_stops_and_kills_by_name_and_forwards_ctrl_c(stack_up):
 
     assert up.wait(30) == 0
     text = output.read_text()
-    assert "stack: exit codes sender-1=0, receiver-1=0, receiver-2=0" in text
+    assert "stack: exit codes receiver-1=0, receiver-2=0, sender-1=0" in text
     # every line of an instance's output carries its name, as `docker compose up` prints it
     assert any(line.startswith("receiver-2 ") and "Connected to amqp" in line for line in text.splitlines())
     assert stack("ps", check=False).returncode != 0  # nothing runs any more

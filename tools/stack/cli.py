@@ -9,6 +9,8 @@ import importlib
 import sys
 from pathlib import Path
 
+from stack.compose import ComposeError
+
 # To add a command: write a module with `register(subcommands)` and list it here.
 COMMAND_MODULES = [
     "stack.up",
@@ -51,7 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.compose_file = find_compose_file(args.file)
     args.state_dir = (args.state_dir or args.compose_file.parent / ".stack").resolve()
-    return args.run(args) or 0
+    try:
+        return args.run(args) or 0
+    except ComposeError as error:  # the file as compose rejects it, or no compose: its message only
+        print(f"stack: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

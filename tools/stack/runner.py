@@ -2,14 +2,15 @@
 
     stack = LocalStack(scale={"receiver": 3}, env={"AMQP_URI": "amqp://guest:guest@localhost/test"})
     stack.run_jobs()          # the one-shot services the others wait for (the migrations job)
-    stack.start()             # message-1, time_consuming-1, sender-1, receiver-1..3
+    stack.start()             # message-1, receiver-1..3, sender-1, time_consuming-1
     stack.wait_ready()        # every instance has its consumers on the broker
     stack.kill("receiver-2")  # SIGKILL one instance; stack.start("receiver-2") brings it back
     stack.stop()              # SIGTERM to all, as `docker compose stop` does; {name: exit code}
 
-What runs is what compose runs: each service's `command`, its `environment` (interpolated from the
-shell and `.env`), its replica count (`deploy.replicas`, overridden by `scale`) and its `restart`
-policy. Only what differs between a container and this machine changes:
+What runs is what compose runs, as compose itself renders the file (`docker compose config`, see
+stack.compose): each service's `command`, its `environment`, its replica count (`deploy.replicas`,
+overridden by `scale`) and its `restart` policy. Only what differs between a container and this
+machine changes:
 
 - variables whose value points at a compose service that is not run here (`rabbitmq`, `postgres`,
   `minio`...) are left out, so the service's config.yaml default or your shell's value applies
@@ -142,8 +143,10 @@ class LocalStack:
     # -- environment -----------------------------------------------------------------------
 
     def _points_at_infrastructure(self, value: str) -> bool:
+        """A compose service as the host of a URL (`scheme://`, `user@`) or of `host:port`; not a path."""
         return any(
-            re.search(rf"(?<=[/@]){re.escape(host)}(?=[:/]|$)", value) for host in self.project.infrastructure
+            re.search(rf"(?:(?<=//)|(?<=@)|^){re.escape(host)}(?=[:/]|$)", value)
+            for host in self.project.infrastructure
         )
 
     def environment(self, service: compose.ComposeService) -> dict[str, str]:
