@@ -62,8 +62,12 @@ def test_events_sent_after_the_topology_step_wait_for_their_handler(
     container_factory(TimeConsumingService, config).start()
     with ClusterRpcProxy(config, timeout=10) as cluster_rpc:
         for number in range(3):
-            job = wait_for(
-                lambda n=number: cluster_rpc.time_consuming_service.get_job(f"early-{n}"),
+            job = wait_for(  # each step is committed as it happens: wait for the last one
+                lambda n=number: (
+                    (job := cluster_rpc.time_consuming_service.get_job(f"early-{n}"))
+                    and job["state"] == "notified"
+                    and job
+                ),
                 message="early jobs",
             )
             assert job["state"] == "notified"
