@@ -1,7 +1,6 @@
 import logging
 from datetime import timedelta
 
-from nameko.events import event_handler
 from nameko.timer import timer
 from sqlalchemy import text
 
@@ -11,6 +10,7 @@ from common.errors import InvalidInput, NotFound
 from common.logs import WorkerLog
 from common.messaging import EventDispatcher, rpc
 from common.metrics import Metrics
+from common.retries import event_handler
 from common.schemas import NewMessage, parse
 from common.shutdown import GracefulShutdown
 from common.tracing import Tracing
@@ -75,9 +75,10 @@ class MessageService:
             self.time_consuming_function(message)
         return [message.id for message in stuck]
 
-    @event_handler("time_consuming_service", "payload_processed", expected_exceptions=InvalidInput)
+    @event_handler("time_consuming_service", "payload_processed", permanent=(InvalidInput, NotFound))
     def on_payload_processed(self, outcome):
-        report = parse(PayloadProcessed, outcome)  # invalid: rejected (logged), nothing recorded
+        """Invalid or unknown: parked at once; a database error: retried later (common.retries)."""
+        report = parse(PayloadProcessed, outcome)
         record_outcome(self.db, report.message_id, report.status, report.reason)
 
     @http("POST", "/messages", expected_exceptions=InvalidInput)
