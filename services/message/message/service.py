@@ -4,7 +4,7 @@ from datetime import timedelta
 from nameko.timer import timer
 from sqlalchemy import text
 
-from common.contracts import PayloadProcessed
+from common.contracts import PayloadProcessed, parse_event
 from common.db import Database
 from common.errors import InvalidInput, NotFound
 from common.logs import WorkerLog
@@ -78,7 +78,7 @@ class MessageService:
     @event_handler("time_consuming_service", "payload_processed", permanent=(InvalidInput, NotFound))
     def on_payload_processed(self, outcome):
         """Invalid or unknown: parked at once; a database error: retried later (common.retries)."""
-        report = parse(PayloadProcessed, outcome)
+        report = parse_event(PayloadProcessed, outcome)
         record_outcome(self.db, report.message_id, report.status, report.reason)
 
     @http("POST", "/messages", expected_exceptions=InvalidInput)

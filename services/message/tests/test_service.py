@@ -184,7 +184,22 @@ def test_an_invalid_or_unknown_outcome_is_parked_at_once_with_its_reason(outcome
     letters = wait_for(lambda: len(list_dead_letters(config)) == 2 and list_dead_letters(config), message="2")
 
     assert sorted(letter["reason"] for letter in letters) == [
-        "invalid outcome: expected an object, got list",
+        "invalid event: expected a JSON object, got list",
         "no message with id 'no-such-message'",
     ]
     assert {letter["event"] for letter in letters} == {"time_consuming_service.events/payload_processed"}
+
+
+def test_an_outcome_against_the_published_contract_is_parked_and_records_nothing(outcomes_service):
+    config, rpc, dispatch = outcomes_service
+    message_id = rpc.receive_message({"message": "m", "payload": [1]})["id"]
+
+    report(dispatch, {"message_id": message_id, "status": "exploded"})
+    letters = wait_for(lambda: list_dead_letters(config), message="the invalid outcome parked")
+    assert rpc.get_message(message_id)["status"] == "pending"
+    assert [letter["reason"] for letter in letters] == [
+        "invalid event: status: Input should be 'done' or 'failed'"
+    ]
+
+    report(dispatch, {"message_id": message_id, "status": "done"})
+    wait_for(lambda: rpc.get_message(message_id)["status"] == "done", message="the valid outcome recorded")
