@@ -92,6 +92,16 @@ def amqp_uri(vhost):
     return f"amqp://guest:guest@{RABBIT_HOST}:5672/{vhost}"
 
 
+@pytest.fixture
+def own_vhost(rabbit_admin):
+    """A vhost of the test's own: (name, AMQP URI). Events a test leaves in a queue (a retry that is
+    still waiting in its retry queue) must not reach the next test's services."""
+    name = run_name()
+    rabbit_admin.create_vhost(name)
+    yield name, f"amqp://guest:guest@{RABBIT_HOST}:5672/{name}"
+    rabbit_admin.delete_vhost(name)
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """Creates PostgreSQL databases for this run; drops them (and killed runs' leftovers) at the end."""

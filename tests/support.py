@@ -66,9 +66,9 @@ def make_local_stack(amqp_uri: str, postgres, log_dir: Path, **options):
 class ServiceProcess:
     """One `nameko run --config services/<dir>/config.yaml <dir>.service`, as a user starts it."""
 
-    def __init__(self, service_dir: str, env: dict, log_dir: Path):
+    def __init__(self, service_dir: str, env: dict, log_dir: Path, name: str | None = None):
         self.service_dir = service_dir
-        self.log_path = log_dir / f"{service_dir}.log"
+        self.log_path = log_dir / f"{name or service_dir}.log"
         self.log = open(self.log_path, "wb")  # noqa: SIM115 -- open for the life of the process
         self.process = subprocess.Popen(
             [

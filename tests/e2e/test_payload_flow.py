@@ -21,9 +21,9 @@ def webhook():
     server.stop()
 
 
-def start_stack(local_stack, s3, webhook):
+def start_stack(local_stack, s3, webhook, **settings):
     _, s3_settings = s3
-    env = {**s3_settings, "WEBHOOK_URL": webhook.url_for("/hook"), "WEBHOOK_BACKOFF": "0.01"}
+    env = {**s3_settings, "WEBHOOK_URL": webhook.url_for("/hook"), "WEBHOOK_BACKOFF": "0.01", **settings}
     return local_stack("message", "time_consuming", env=env)
 
 
@@ -56,7 +56,9 @@ def test_a_message_with_a_payload_is_uploaded_notified_and_done(local_stack, amq
     ]
 
 
-def test_a_job_killed_mid_notification_is_redone_after_restart(local_stack, amqp_uri, s3, webhook):
+def test_a_job_killed_mid_notification_is_taken_over_once_its_lease_expires(
+    local_stack, amqp_uri, s3, webhook
+):
     first_arrived, release = threading.Event(), threading.Event()
     received = []
 
@@ -69,7 +71,8 @@ def test_a_job_killed_mid_notification_is_redone_after_restart(local_stack, amqp
         return Response("{}", status=200)
 
     webhook.expect_request("/hook", method="POST").respond_with_handler(first_one_hangs)
-    stack = start_stack(local_stack, s3, webhook)
+    # the redelivered event finds the killed worker's lease and is retried until it has expired
+    stack = start_stack(local_stack, s3, webhook, JOB_LEASE_SECONDS="3", RETRY_DELAYS="1")
     client, settings = s3
 
     message_id = receive(amqp_uri, {"order": 7})
@@ -83,7 +86,7 @@ def test_a_job_killed_mid_notification_is_redone_after_restart(local_stack, amqp
     assert received == [message_id, message_id]  # the redelivered event redid the work
     assert [response.status_code for _, response in webhook.log] == [503, 200]  # one successful notification
     listing = client.list_objects_v2(Bucket=settings["S3_BUCKET"])["Contents"]
-    assert [item["Key"] for item in listing] == [f"payloads/{message_id}.json"]  # the upload overwrote
+    assert [item["Key"] for item in listing] == [f"payloads/{message_id}.json"]
     with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=10) as cluster_rpc:
         job = cluster_rpc.time_consuming_service.get_job(message_id)
-    assert job["state"] == "notified"
+    assert job["state"] == "notified" and job["attempts"] == 2  # killed, then the one that took over

@@ -149,15 +149,23 @@ class PayloadProcessed(BaseModel):
     reason: str | None = None
 
 
-def event_problem(model: type[BaseModel], event) -> str | None:
-    """None when `event` satisfies `model`, else the reason it is invalid (for logs, dead letters)."""
+def parse_event(model: type[BaseModel], event) -> BaseModel:
+    """The event as `model`, or `InvalidInput` whose message says every problem (for dead letters)."""
     try:
-        parse(model, event)
+        return parse(model, event)
     except InvalidInput as error:
         found = "; ".join(
             f"{p['field']}: {p['problem']}" if p["field"] else p["problem"] for p in error.problems
         )
-        return f"invalid event: {found or error.summary}"
+        raise InvalidInput(f"invalid event: {found or error.summary}") from None
+
+
+def event_problem(model: type[BaseModel], event) -> str | None:
+    """None when `event` satisfies `model`, else the reason it is invalid (for logs, dead letters)."""
+    try:
+        parse_event(model, event)
+    except InvalidInput as error:
+        return str(error)
     return None
 
 

@@ -5,19 +5,112 @@ nameko publishes an RPC reply *before* ``worker_result`` runs, so a caller could
 read back a row that is not committed yet.
 """
 
+import time
+from pathlib import Path
+
 from nameko.extensions import DependencyProvider
-from sqlalchemy import MetaData, create_engine
-from sqlalchemy.engine import Engine
+from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_URL = "sqlite:///service.sqlite3"
+SQLITE_LOCK_WAIT = 30  # seconds a transaction waits for another one's write lock before failing
+# SQLite's locking needs one host's file locks and shared memory (WAL): these share files between hosts.
+NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs", "glusterfs", "ceph", "afs"}
+
+
+class UnsupportedDatabase(RuntimeError):
+    """The database URL names something this service cannot use safely."""
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        # Greenthreads all run on one OS thread, but monkey-patching makes each look like its own.
-        return create_engine(url, connect_args={"check_same_thread": False})
+        return sqlite_engine(url)
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def sqlite_engine(url: str) -> Engine:
+    """SQLite for many greenthreads and several processes on one file.
+
+    Under eventlet SQLite's own busy wait (`timeout`) is a C call that freezes the whole process,
+    other workers, heartbeats and all, while another connection writes. So: no busy wait at all
+    (`timeout=0`); every transaction starts with `BEGIN IMMEDIATE` (takes the write lock first, so
+    two transactions never both read and then deadlock on upgrading to write), retried with green
+    sleeps while another connection holds it; WAL so that the file's readers and the one writer do
+    not block each other. Transactions stay short (no network call inside), so the wait is short.
+    """
+    engine = create_engine(
+        url,
+        # Greenthreads all run on one OS thread, but monkey-patching makes each look like its own.
+        # isolation_level None: the driver's own BEGIN (deferred) is replaced by `begin` below.
+        connect_args={"check_same_thread": False, "timeout": 0, "isolation_level": None},
+    )
+
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection, _record):
+        with_lock_retries(lambda: dbapi_connection.execute("PRAGMA journal_mode=WAL"))
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")  # WAL: durable at checkpoints, never corrupt
+
+    @event.listens_for(engine, "begin")
+    def on_begin(connection):
+        with_lock_retries(lambda: connection.exec_driver_sql("BEGIN IMMEDIATE"))
+
+    return engine
+
+
+def is_locked(error: Exception) -> bool:
+    return "database is locked" in str(error) or "database is busy" in str(error)
+
+
+def with_lock_retries(statement, wait: float = SQLITE_LOCK_WAIT):
+    """Runs `statement` until SQLite stops answering "database is locked", sleeping greenly between tries."""
+    import sqlite3
+
+    deadline = time.monotonic() + wait
+    pause = 0.001
+    while True:
+        try:
+            return statement()
+        except (OperationalError, sqlite3.OperationalError) as error:
+            if not is_locked(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(pause)  # monkey-patched: the other greenthreads run meanwhile
+        pause = min(pause * 2, 0.05)
+
+
+def filesystem_type(path: Path, mounts: str | None = None) -> str | None:
+    """The type of the filesystem `path` is on, from /proc/mounts (None where there is none)."""
+    if mounts is None:
+        try:
+            mounts = Path("/proc/mounts").read_text()
+        except OSError:
+            return None
+    path = path.resolve()
+    best, best_type = None, None
+    for line in mounts.splitlines():
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        mount_point = Path(fields[1].replace("\\040", " "))
+        if (path == mount_point or mount_point in path.parents) and (
+            best is None or len(mount_point.parts) > len(best.parts)
+        ):
+            best, best_type = mount_point, fields[2]
+    return best_type
+
+
+def refuse_network_filesystem(url: str, mounts: str | None = None) -> None:
+    """SQLite on a filesystem shared between hosts corrupts or locks up: say so at start instead."""
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        return
+    fstype = filesystem_type(Path(database).absolute().parent, mounts)
+    if fstype in NETWORK_FILESYSTEMS:
+        raise UnsupportedDatabase(
+            f"DATABASE_URL {url}: the SQLite file is on a {fstype} network filesystem; SQLite's "
+            "locks and WAL work only between processes of one host. Use a local disk, or PostgreSQL."
+        )
 
 
 class Database(DependencyProvider):
@@ -35,6 +128,8 @@ class Database(DependencyProvider):
     def setup(self):
         config = self.container.config
         url = config.get("DATABASE_URL") or DEFAULT_URL
+        if url.startswith("sqlite"):
+            refuse_network_filesystem(url)
         if str(config.get("DATABASE_AUTO_MIGRATE", True)).lower() not in ("false", "0", "no", "off"):
             from common.migrations import upgrade
 

@@ -1,10 +1,12 @@
 """Dead letters: events a service can never handle are parked in a durable RabbitMQ queue, not lost
 and not redelivered forever.
 
-A handler that gives up calls `dead_letters.park(event, reason)` and returns normally, so nameko
-acks the original delivery. The parked copy keeps the event's body and where it came from (headers
-`x-original-exchange`, `x-original-routing-key`) plus `x-reason`; `nameko-dead-letters replay`
-publishes it there again once the cause is fixed.
+`common.retries.event_handler` parks an event that failed for good (`DeadLetterQueue.park`),
+publishing with confirms on nameko's pooled producer connection before the original delivery is
+acked. The parked copy keeps the event's body and where it came from
+(headers `x-original-queue`, `x-original-exchange`, `x-original-routing-key`) plus `x-reason`;
+`nameko-dead-letters replay` publishes it there again once the cause is fixed: to the handler's own
+queue when known (other services that handled the event do not get it again), else to the exchange.
 
     nameko-dead-letters list   --config services/time_consuming/config.yaml
     nameko-dead-letters replay --config services/time_consuming/config.yaml [--message-id ID]
@@ -16,9 +18,10 @@ import sys
 from datetime import UTC, datetime
 
 from kombu import Connection, Exchange, Queue
-from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY
-from nameko.extensions import DependencyProvider
+from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_METHOD_CONFIG_KEY
 from nameko.standalone.events import get_event_exchange
+
+from common.messaging import Publisher, publish_options
 
 DEFAULT_QUEUE = "dead-letters"
 
@@ -33,46 +36,46 @@ def events_exchange(service_name: str, config: dict) -> Exchange:
 
 
 def connect(config: dict) -> Connection:
-    return Connection(config[AMQP_URI_CONFIG_KEY], ssl=config.get(AMQP_SSL_CONFIG_KEY))
+    """A connection whose publishes wait for the broker's confirm (replay acks only after it)."""
+    return Connection(
+        config[AMQP_URI_CONFIG_KEY],
+        ssl=config.get(AMQP_SSL_CONFIG_KEY),
+        transport_options={"confirm_publish": True},
+    )
 
 
 class DeadLetterQueue:
+    """Parks events through nameko's producer pool: one long-lived connection, publisher confirms."""
+
     def __init__(self, config: dict, service_name: str):
         self.config = config
         self.queue = dead_letter_queue(config)
         self.service_name = service_name
+        # mandatory + confirms: returns only once the broker holds the message in a queue
+        self.publisher = Publisher(
+            config[AMQP_URI_CONFIG_KEY],
+            ssl=config.get(AMQP_SSL_CONFIG_KEY),
+            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+            use_confirms=True,
+            mandatory=True,
+            serializer="json",
+            **publish_options(config),
+        )
 
-    def park(self, body, reason: str, source_service: str, event_type: str):
-        with connect(self.config) as connection:
-            producer = connection.Producer(serializer="json")
-            producer.publish(
-                body,
-                exchange="",
-                routing_key=self.queue.name,
-                declare=[self.queue],
-                delivery_mode="persistent",
-                retry=True,
-                headers={
-                    "x-reason": reason[:1000],
-                    "x-original-service": source_service,
-                    "x-original-exchange": events_exchange(source_service, self.config).name,
-                    "x-original-routing-key": event_type,
-                    "x-failed-by": self.service_name,
-                    "x-failed-at": datetime.now(UTC).isoformat(),
-                },
-            )
-
-
-class DeadLetters(DependencyProvider):
-    """Injects `park(body, reason, source_service, event_type)`."""
-
-    def setup(self):
-        self.dead_letters = DeadLetterQueue(self.container.config, self.container.service_name)
-        with connect(self.container.config) as connection:
-            self.dead_letters.queue.bind(connection.default_channel).declare()
-
-    def get_dependency(self, worker_ctx):
-        return self.dead_letters
+    def park(self, body, reason: str, source_service: str, event_type: str, queue: str | None = None):
+        headers = {
+            "x-reason": reason[:1000],
+            "x-original-service": source_service,
+            "x-original-exchange": events_exchange(source_service, self.config).name,
+            "x-original-routing-key": event_type,
+            "x-failed-by": self.service_name,
+            "x-failed-at": datetime.now(UTC).isoformat(),
+        }
+        if queue is not None:
+            headers["x-original-queue"] = queue
+        self.publisher.publish(
+            body, exchange="", routing_key=self.queue.name, declare=[self.queue], headers=headers
+        )
 
 
 def read_all(connection: Connection, queue: Queue) -> list:
@@ -113,15 +116,13 @@ def replay_dead_letters(config: dict, message_id: str | None = None) -> list[dic
             ):
                 continue
             headers = message.headers or {}
-            exchange = events_exchange(headers["x-original-service"], config)
-            producer.publish(
-                body,
-                exchange=exchange,
-                declare=[exchange],
-                routing_key=headers["x-original-routing-key"],
-                delivery_mode="persistent",
-                retry=True,
-            )
+            if headers.get("x-original-queue"):
+                target = {"exchange": "", "routing_key": headers["x-original-queue"]}
+            else:
+                exchange = events_exchange(headers["x-original-service"], config)
+                target = {"exchange": exchange, "declare": [exchange]}
+                target["routing_key"] = headers["x-original-routing-key"]
+            producer.publish(body, delivery_mode="persistent", retry=True, **target)
             message.ack()
             replayed.append(describe(message))
     return replayed

@@ -28,6 +28,7 @@ POINTS = {
     "time_consuming.after_upload": "the payload is in object storage, the job not yet recorded",
     "time_consuming.after_notify": "the webhook answered, the job not yet recorded as notified",
     "time_consuming.before_ack": "the event is handled and recorded, not yet acked",
+    "consumer.after_park": "a failed event is parked (confirmed by the broker), the original not yet acked",
 }
 
 ACTION = re.compile(r"^(kill|raise|sleep\((\d+(?:\.\d+)?)\))$")

@@ -5,8 +5,9 @@
 RabbitMQ drops an event published to an exchange with no queue bound to it: a message stored
 right after a fresh deploy, before time_consuming_service has started and declared its queue, would
 lose its `heavy_payload_event`. This declares, exactly as nameko would (same names, same
-arguments, same bindings), every event handler queue of the given services and the dead-letter
-queue, then exits. Idempotent: run it at every start-up (the local runner, the compose/k8s jobs).
+arguments, same bindings), every event handler queue of the given services, their retry queues
+(`common.retries`) and the dead-letter queue, then exits. Idempotent: run it at every start-up
+(the local runner, the compose/k8s jobs).
 """
 
 import argparse
@@ -29,6 +30,7 @@ def handler_queues(service_cls, config: dict) -> list[Queue]:
         if isinstance(entrypoint, EventHandler) and entrypoint.handler_type != BROADCAST:
             entrypoint.setup()  # only builds the kombu Queue (and its exchange); nothing is declared yet
             queues.append(entrypoint.queue)
+            queues.extend(getattr(entrypoint, "retry_queues", {}).values())  # common.retries handlers
     return queues
 
 

@@ -8,7 +8,7 @@ import yaml
 from kombu import Connection, Queue
 
 from common.dead_letters import DeadLetterQueue, events_exchange
-from tests.support import BIN, ROOT
+from tests.support import BIN, ROOT, wait_for
 
 
 def run(config_path, *arguments) -> subprocess.CompletedProcess:
@@ -67,3 +67,20 @@ def test_an_unreachable_broker_exits_2(tmp_path):
 
     assert result.returncode == 2
     assert "cannot use the broker" in result.stderr
+
+
+def test_parking_reuses_one_pooled_connection(own_vhost, rabbit_admin):
+    vhost, amqp_uri = own_vhost
+    dead_letters = DeadLetterQueue({"AMQP_URI": amqp_uri}, "time_consuming_service")
+
+    for number in range(5):
+        dead_letters.park({"message_id": f"m-{number}"}, "HTTP 404", "message_service", "heavy_payload_event")
+
+    # one connection, kept open for the next park (a connection per park would leave none open)
+    connections = wait_for(
+        lambda: [c for c in rabbit_admin.request("GET", "connections") if c["vhost"] == vhost],
+        message="the pooled connection listed",
+    )
+    assert len(connections) == 1
+    with Connection(amqp_uri) as connection:
+        assert connection.default_channel.queue_declare("dead-letters", passive=True).message_count == 5

@@ -44,8 +44,15 @@ def test_events_sent_after_the_topology_step_wait_for_their_handler(
     handler_queue = (
         "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
     )
-    assert set(queues) == {"dead-letters", handler_queue}
-    assert queues["dead-letters"]["durable"] and queues[handler_queue]["durable"]
+    retry_queues = {f"{handler_queue}.retry-{delay}s": delay for delay in (5, 30, 120, 600)}
+    assert set(queues) == {"dead-letters", handler_queue, *retry_queues}
+    assert all(queues[name]["durable"] for name in queues)
+    for name, delay in retry_queues.items():  # each hands its messages back to the handler's queue
+        assert queues[name]["arguments"] == {
+            "x-message-ttl": delay * 1000,
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": handler_queue,
+        }
 
     # message_service's events, before any time_consuming_service exists
     dispatch = event_dispatcher(config)
@@ -55,8 +62,12 @@ def test_events_sent_after_the_topology_step_wait_for_their_handler(
     container_factory(TimeConsumingService, config).start()
     with ClusterRpcProxy(config, timeout=10) as cluster_rpc:
         for number in range(3):
-            job = wait_for(
-                lambda n=number: cluster_rpc.time_consuming_service.get_job(f"early-{n}"),
+            job = wait_for(  # each step is committed as it happens: wait for the last one
+                lambda n=number: (
+                    (job := cluster_rpc.time_consuming_service.get_job(f"early-{n}"))
+                    and job["state"] == "notified"
+                    and job
+                ),
                 message="early jobs",
             )
             assert job["state"] == "notified"

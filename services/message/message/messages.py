@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 from nameko.amqp.publish import UndeliverableMessage
 from prometheus_client import Counter
-from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint, delete, select
+from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from common.errors import Conflict, NotFound
+from common.errors import Conflict, InvalidInput, NotFound
 from common.failpoints import failpoint
 from common.schemas import NewMessage, lookup_key
 from common.tracing import dispatch_with_trace_context, with_trace_context
@@ -203,11 +203,22 @@ def get_message(session: Session, message_id) -> Message:
     return message
 
 
-def record_outcome(session: Session, message_id: str, status: str, reason: str | None = None) -> Message:
+# Outcomes only move a message forward: a late `failed` (an earlier attempt's report arriving after
+# a replay succeeded) never overwrites `done`; a replayed message that succeeds goes failed -> done.
+ADVANCES_FROM = {DONE: (PENDING, FAILED), FAILED: (PENDING,)}
+
+
+def record_outcome(session: Session, message_id, status, reason: str | None = None) -> Message:
+    """Records time_consuming_service's `payload_processed` report; InvalidInput/NotFound are final."""
+    if status not in ADVANCES_FROM or lookup_key(message_id) is None:
+        raise InvalidInput(f"invalid outcome: message_id {message_id!r}, status {status!r}")
     with session.begin():
-        message = get_message(session, message_id)
-        message.status, message.reason = status, reason
-    return message
+        session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.status.in_(ADVANCES_FROM[status]))
+            .values(status=status, reason=reason)
+        )
+        return get_message(session, message_id)
 
 
 def claim_stuck_messages(session: Session, older_than: timedelta, limit: int = 100) -> list[Message]:

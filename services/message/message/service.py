@@ -2,16 +2,16 @@ import logging
 from datetime import timedelta
 
 from nameko.dependency_providers import Config
-from nameko.events import event_handler
 from nameko.timer import timer
 from sqlalchemy import text
 
-from common.contracts import PayloadProcessed
+from common.contracts import PayloadProcessed, parse_event
 from common.db import Database
 from common.errors import Conflict, InvalidInput, NotFound
 from common.logs import WorkerLog
 from common.messaging import PUBLISH_ONCE, EventDispatcher, RequestId, rpc
 from common.metrics import Metrics
+from common.retries import event_handler
 from common.schemas import NewMessage, parse
 from common.shutdown import GracefulShutdown
 from common.tracing import Tracing
@@ -92,9 +92,10 @@ class MessageService:
             self.time_consuming_function(message)
         return [message.id for message in stuck]
 
-    @event_handler("time_consuming_service", "payload_processed", expected_exceptions=InvalidInput)
+    @event_handler("time_consuming_service", "payload_processed", permanent=(InvalidInput, NotFound))
     def on_payload_processed(self, outcome):
-        report = parse(PayloadProcessed, outcome)  # invalid: rejected (logged), nothing recorded
+        """Invalid or unknown: parked at once; a database error: retried later (common.retries)."""
+        report = parse_event(PayloadProcessed, outcome)
         record_outcome(self.db, report.message_id, report.status, report.reason)
 
     @http("POST", "/messages", expected_exceptions=(InvalidInput, Conflict))

@@ -2,12 +2,14 @@
 
 import pytest
 import requests
+from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from common.dead_letters import list_dead_letters
 from common.errors import InvalidInput, NotFound
 from common.schemas import MAX_PAYLOAD_BYTES
 from message.service import MessageService
-from tests.support import free_port
+from tests.support import free_port, wait_for
 
 
 @pytest.fixture
@@ -140,3 +142,64 @@ def test_redispatch_stuck_rejects_a_bad_age(message_service, older_than):
 
     with pytest.raises(InvalidInput):
         rpc.redispatch_stuck(older_than)
+
+
+@pytest.fixture
+def outcomes_service(container_factory, service_config, own_vhost):
+    """message_service on a vhost of its own, with a dead-letter queue of its own."""
+    _, amqp_uri = own_vhost
+    config = service_config(
+        "message",
+        AMQP_URI=amqp_uri,
+        WEB_SERVER_ADDRESS=f"127.0.0.1:{free_port()}",
+        DEAD_LETTER_QUEUE="dead-letters-outcomes",
+    )
+    container_factory(MessageService, config).start()
+    with ClusterRpcProxy(config, timeout=10) as cluster_rpc:
+        yield config, cluster_rpc.message_service, event_dispatcher(config)
+
+
+def report(dispatch, outcome):
+    dispatch("time_consuming_service", "payload_processed", outcome)
+
+
+def test_a_late_failed_outcome_never_overwrites_done(outcomes_service):
+    config, rpc, dispatch = outcomes_service
+    message_id = rpc.receive_message({"message": "m", "payload": {"n": 1}})["id"]
+
+    report(dispatch, {"message_id": message_id, "status": "done"})
+    wait_for(lambda: rpc.get_message(message_id)["status"] == "done", message="done")
+    report(dispatch, {"message_id": message_id, "status": "failed", "reason": "an earlier attempt's report"})
+    report(dispatch, {"message_id": "no-such-message", "status": "done"})  # parked: after the one above
+    wait_for(lambda: list_dead_letters(config), message="the unknown message's outcome parked")
+
+    assert rpc.get_message(message_id)["status"] == "done"
+
+
+def test_an_invalid_or_unknown_outcome_is_parked_at_once_with_its_reason(outcomes_service):
+    config, rpc, dispatch = outcomes_service
+
+    report(dispatch, {"message_id": "no-such-message", "status": "done"})
+    report(dispatch, ["not", "an", "outcome"])
+    letters = wait_for(lambda: len(list_dead_letters(config)) == 2 and list_dead_letters(config), message="2")
+
+    assert sorted(letter["reason"] for letter in letters) == [
+        "invalid event: expected a JSON object, got list",
+        "no message with id 'no-such-message'",
+    ]
+    assert {letter["event"] for letter in letters} == {"time_consuming_service.events/payload_processed"}
+
+
+def test_an_outcome_against_the_published_contract_is_parked_and_records_nothing(outcomes_service):
+    config, rpc, dispatch = outcomes_service
+    message_id = rpc.receive_message({"message": "m", "payload": [1]})["id"]
+
+    report(dispatch, {"message_id": message_id, "status": "exploded"})
+    letters = wait_for(lambda: list_dead_letters(config), message="the invalid outcome parked")
+    assert rpc.get_message(message_id)["status"] == "pending"
+    assert [letter["reason"] for letter in letters] == [
+        "invalid event: status: Input should be 'done' or 'failed'"
+    ]
+
+    report(dispatch, {"message_id": message_id, "status": "done"})
+    wait_for(lambda: rpc.get_message(message_id)["status"] == "done", message="the valid outcome recorded")

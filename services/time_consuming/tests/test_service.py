@@ -5,7 +5,8 @@ import threading
 import uuid
 
 import pytest
-from nameko.standalone.events import event_dispatcher
+from kombu import Connection, Queue
+from nameko.standalone.events import event_dispatcher, get_event_exchange
 from nameko.standalone.rpc import ClusterRpcProxy
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
@@ -16,8 +17,8 @@ from time_consuming.service import TimeConsumingService
 
 
 @pytest.fixture
-def start_service(container_factory, service_config, s3, httpserver):
-    """The service with S3 and a webhook on `httpserver`; returns (config, dispatch, rpc-getter)."""
+def start_service(container_factory, service_config, s3, httpserver, own_vhost):
+    """The service with S3 and a webhook on `httpserver`; returns (config, dispatch)."""
     client, s3_settings = s3
 
     def start(**overrides):
@@ -26,7 +27,10 @@ def start_service(container_factory, service_config, s3, httpserver):
             "WEBHOOK_URL": httpserver.url_for("/hook"),
             "WEBHOOK_BACKOFF": 0.01,
             "WEBHOOK_READ_TIMEOUT": 2,
+            "AMQP_URI": own_vhost[1],
             "DEAD_LETTER_QUEUE": f"dead-letters-{uuid.uuid4().hex[:8]}",
+            "RETRY_DELAYS": "0.2,0.4",  # the retry queues' TTLs: seconds here, minutes in production
+            "RETRY_MAX_ATTEMPTS": 4,
         }
         config = service_config("time_consuming", **{**settings, **overrides})
         container_factory(TimeConsumingService, config).start()
@@ -34,6 +38,26 @@ def start_service(container_factory, service_config, s3, httpserver):
         return config, lambda event: dispatch("message_service", "heavy_payload_event", event)
 
     return start
+
+
+class Outcomes:
+    """The `payload_processed` reports the service sends, read from a queue of the test's own."""
+
+    def __init__(self, config):
+        self.connection = Connection(config["AMQP_URI"])
+        self.queue = Queue(
+            f"outcomes-{uuid.uuid4().hex[:8]}",
+            exchange=get_event_exchange("time_consuming_service", config),
+            routing_key="payload_processed",
+            auto_delete=True,
+        ).bind(self.connection.default_channel)
+        self.queue.declare()
+        self.seen = []
+
+    def __call__(self) -> list:
+        while (message := self.queue.get(no_ack=True)) is not None:
+            self.seen.append(message.decode())
+        return self.seen
 
 
 def job_state(config, message_id, states=("notified", "failed")):
@@ -79,13 +103,15 @@ def test_the_payload_is_uploaded_then_the_webhook_is_notified(start_service, s3,
 def test_the_same_event_twice_makes_one_object_one_notification_one_job(start_service, s3, httpserver):
     httpserver.expect_request("/hook", method="POST").respond_with_json({})
     config, dispatch = start_service()
+    outcomes = Outcomes(config)
 
     for _ in range(2):
         dispatch({"message_id": "m-twice", "payload": {"a": 1}})
     dispatch({"message_id": "m-sentinel", "payload": {}})
-    wait_for(lambda: job_state(config, "m-sentinel"), message="the sentinel job")
+    wait_for(lambda: len(outcomes()) == 3, message="both copies and the sentinel handled")
 
-    # The sentinel was dispatched after both copies and one queue delivers in order: both were handled.
+    # A copy that found the first one's lease was retried later, then found the job notified.
+    assert [outcome["status"] for outcome in outcomes()] == ["done"] * 3
     assert job_state(config, "m-twice")["attempts"] == 1
     assert keys(s3) == ["payloads/m-sentinel.json", "payloads/m-twice.json"]
     assert sorted(request.json["message_id"] for request, _ in httpserver.log) == ["m-sentinel", "m-twice"]
@@ -129,22 +155,118 @@ def test_an_invalid_event_is_dead_lettered(start_service):
     ]
 
 
-def test_a_webhook_that_never_answers_fails_the_job(start_service, httpserver):
+def test_a_webhook_that_never_answers_is_retried_then_parked(start_service, httpserver):
     released = threading.Event()
+    received = []
 
     def never_answers(request):
+        received.append(request.json["message_id"])
         released.wait(10)
         return Response(status=200)
 
     httpserver.expect_request("/hook", method="POST").respond_with_handler(never_answers)
-    config, dispatch = start_service(WEBHOOK_READ_TIMEOUT=0.5)
+    config, dispatch = start_service(WEBHOOK_READ_TIMEOUT=0.5, WEBHOOK_RETRIES=0, RETRY_MAX_ATTEMPTS=2)
     try:
         dispatch({"message_id": "m-silent", "payload": {}})
         job = wait_for(lambda: job_state(config, "m-silent"), message="the job to fail")
+        [letter] = wait_for(lambda: list_dead_letters(config), message="the dead letter")
     finally:
         released.set()
 
     assert job["state"] == "failed" and "ReadTimeout" in job["last_error"]
+    assert job["attempts"] == 2 and received[0] == "m-silent"
+    assert letter["reason"].startswith("gave up after 2 attempt(s): NotificationError: webhook unreachable")
+
+
+def test_a_webhook_answering_503_is_retried_later_until_it_accepts(start_service, httpserver):
+    for _ in range(3):
+        httpserver.expect_ordered_request("/hook", method="POST").respond_with_data("busy", status=503)
+    httpserver.expect_ordered_request("/hook", method="POST").respond_with_json({})
+    config, dispatch = start_service(WEBHOOK_RETRIES=0)  # each attempt: one request
+
+    dispatch({"message_id": "m-503", "payload": {"c": 3}})
+    job = wait_for(lambda: job_state(config, "m-503"), message="the job to finish")
+
+    assert job["state"] == "notified" and job["attempts"] == 4
+    assert [response.status_code for _, response in httpserver.log] == [503, 503, 503, 200]
+    assert list_dead_letters(config) == []
+
+
+def test_an_s3_error_is_retried_later_until_the_upload_succeeds(start_service, s3, httpserver):
+    httpserver.expect_request("/hook", method="POST").respond_with_json({})
+    client, settings = s3
+    config, dispatch = start_service(RETRY_MAX_ATTEMPTS=1000)
+    client.delete_bucket(Bucket=settings["S3_BUCKET"])  # made at start, empty: S3 now answers NoSuchBucket
+
+    dispatch({"message_id": "m-s3", "payload": {"d": 4}})
+    wait_for(
+        lambda: "NoSuchBucket" in ((job_state(config, "m-s3", ("pending",)) or {}).get("last_error") or ""),
+        message="a failed upload",
+    )
+    client.create_bucket(Bucket=settings["S3_BUCKET"])
+    job = wait_for(
+        lambda: job_state(config, "m-s3", ("notified",)), message="the job after the bucket is back"
+    )
+
+    assert job["attempts"] >= 2 and json.loads(stored(s3, "payloads/m-s3.json")) == {"d": 4}
+    assert len(httpserver.log) == 1
+
+
+def test_exhausted_attempts_park_the_event_with_its_reason_and_replay_finishes_it(start_service, httpserver):
+    for _ in range(4):
+        httpserver.expect_ordered_request("/hook", method="POST").respond_with_data("down", status=502)
+    httpserver.expect_ordered_request("/hook", method="POST").respond_with_json({})
+    config, dispatch = start_service(WEBHOOK_RETRIES=0)
+
+    dispatch({"message_id": "m-down", "payload": {}})
+    [letter] = wait_for(lambda: list_dead_letters(config), message="the dead letter")
+    job = job_state(config, "m-down")
+
+    assert letter["reason"] == (
+        "gave up after 4 attempt(s): NotificationError: webhook failed after retries: HTTP 502"
+    )
+    assert job["state"] == "failed" and job["attempts"] == 4
+
+    assert len(replay_dead_letters(config)) == 1
+    job = wait_for(lambda: job_state(config, "m-down", states=("notified",)), message="the replayed job")
+    assert job["attempts"] == 5 and len(httpserver.log) == 5
+    assert list_dead_letters(config) == []
+
+
+def test_the_upload_is_recorded_and_no_transaction_waits_on_the_webhook(start_service):
+    """While the webhook holds the notification, the job reads `uploaded` and a duplicate does not
+    notify concurrently: it finds the lease alive and is retried later."""
+    released = threading.Event()
+    received = []
+
+    def held(request):
+        received.append(request.json["message_id"])
+        released.wait(20)
+        return Response("{}", status=200)
+
+    webhook = HTTPServer(threaded=True)
+    webhook.expect_request("/hook", method="POST").respond_with_handler(held)
+    webhook.start()
+    config, dispatch = start_service(
+        WEBHOOK_URL=webhook.url_for("/hook"), WEBHOOK_READ_TIMEOUT=30, RETRY_MAX_ATTEMPTS=50
+    )
+    outcomes = Outcomes(config)
+    try:
+        dispatch({"message_id": "m-held", "payload": {}})
+        wait_for(lambda: received == ["m-held"], message="the notification being held")
+        assert job_state(config, "m-held", ("uploaded",))
+        dispatch({"message_id": "m-held", "payload": {}})  # a duplicate, while the first one notifies
+        dispatch({"message_id": "m-other", "payload": {}})
+        wait_for(lambda: received == ["m-held", "m-other"], message="the other job's notification")
+    finally:
+        released.set()
+    wait_for(lambda: job_state(config, "m-other", ("notified",)), message="the other job")
+    job = wait_for(lambda: job_state(config, "m-held", ("notified",)), message="the held job")
+    wait_for(lambda: len(outcomes()) == 3, message="the duplicate handled too")
+    webhook.stop()
+
+    assert received == ["m-held", "m-other"]
+    assert job["attempts"] == 1  # the duplicate claimed nothing
 
 
 def test_other_workers_progress_while_a_notification_is_slow(start_service):

@@ -1,16 +1,18 @@
-from nameko.events import event_handler
+from datetime import timedelta
+
+from nameko.dependency_providers import Config
 
 from common.db import Database
-from common.dead_letters import DeadLetters
 from common.logs import WorkerLog
 from common.messaging import EventDispatcher, rpc
 from common.metrics import Metrics
 from common.notifier import Notifier
+from common.retries import Delivery, event_handler
 from common.shutdown import GracefulShutdown
 from common.storage import Storage
 from common.tracing import Tracing
 from time_consuming.jobs import Base, get_job
-from time_consuming.work import process
+from time_consuming.work import GaveUp, process
 
 
 class TimeConsumingService:
@@ -20,19 +22,22 @@ class TimeConsumingService:
     metrics = Metrics()
     graceful = GracefulShutdown()
     tracing = Tracing()
+    config = Config()
     db = Database(Base.metadata, migrations="time_consuming")
     storage = Storage()
     notifier = Notifier()
-    dead_letters = DeadLetters()
+    attempt = Delivery()
     dispatch = EventDispatcher()
 
     @event_handler("message_service", "heavy_payload_event")
     def time_consuming_event_handler(self, event):
-        outcome = process(event, self.db, self.storage, self.notifier)
-        if outcome.failed:  # parked with its reason, then acked: never lost, never looping
-            self.dead_letters.park(event, outcome.reason, "message_service", "heavy_payload_event")
+        """Failures raise: retried later, or parked in the dead-letter queue (common.retries)."""
+        lease = timedelta(seconds=float(self.config.get("JOB_LEASE_SECONDS", 300)))
+        outcome = process(event, self.db, self.storage, self.notifier, self.attempt, lease)
         if outcome.message_id is not None:
             self.dispatch("payload_processed", outcome.report())
+        if outcome.failed:
+            raise GaveUp(outcome.reason)
 
     @rpc
     def get_job(self, message_id):

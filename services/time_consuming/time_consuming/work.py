@@ -1,11 +1,22 @@
 """The time-consuming work for one `heavy_payload_event`: upload the payload, then notify the webhook."""
 
 import json
+import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 from common.contracts import HeavyPayloadEvent, event_problem
-from common.notifier import NotificationError
-from time_consuming.jobs import FAILED, NOTIFIED, UPLOADED, claim_job
+from common.failpoints import failpoint
+from common.retries import Attempt, describe
+from time_consuming.jobs import PENDING, claim_job, record_failed, record_notified, record_uploaded, release
+
+log = logging.getLogger(__name__)
+
+
+class GaveUp(Exception):
+    """The job failed for good (a webhook's 4xx, an invalid event, the last attempt): park the event."""
+
+    permanent = True
 
 
 @dataclass
@@ -31,31 +42,43 @@ def invalid_event(event) -> str | None:
     return event_problem(HeavyPayloadEvent, event)  # the published contract (docs/contracts/asyncapi.yaml)
 
 
-def process(event, session, storage, notifier) -> Outcome:
-    """Does the work once per message id.
+def process(event, session, storage, notifier, attempt: Attempt, lease: timedelta) -> Outcome:
+    """Does the work once per message id; raises to have the event retried later.
 
     When an earlier delivery already finished it, the outcome is "done" again without new work:
     the redelivery may come from the cron job because message_service never heard the first report.
+    A transient failure (database, S3, webhook 5xx or timeout, `JobBusy`) raises, unless this is the
+    last attempt: then, as for a permanent one, the job is recorded failed and the outcome says so.
     """
     if reason := invalid_event(event):
         message_id = event.get("message_id") if isinstance(event, dict) else None
         return Outcome(message_id if isinstance(message_id, str) else None, "failed", reason)
     message_id = str(event["message_id"])
-    with claim_job(session, message_id) as job:
-        if job is None:
-            return Outcome(message_id, "done")
+    claim = claim_job(session, message_id, f"delivery/{attempt.delivery}", lease)
+    if claim is None:
+        return Outcome(message_id, "done")
+    try:
+        key = claim.object_key
+        if claim.state == PENDING:
+            key = storage.put(object_key(message_id), json.dumps(event["payload"]).encode())
+            failpoint("time_consuming.after_upload")
+            record_uploaded(session, message_id, key)
+        notifier.notify(
+            {"message_id": message_id, "object_key": key, "outcome": "uploaded"},
+            idempotency_key=message_id,
+        )
+        failpoint("time_consuming.after_notify")
+        record_notified(session, message_id)
+    except Exception as error:
+        if getattr(error, "permanent", False) or attempt.final:
+            reason = str(error) if getattr(error, "permanent", False) else describe(error)
+            if not getattr(error, "permanent", False):
+                reason = f"gave up after {attempt.number} attempt(s): {reason}"
+            record_failed(session, message_id, reason)
+            return Outcome(message_id, "failed", reason)
         try:
-            job.object_key = storage.put(object_key(message_id), json.dumps(event["payload"]).encode())
-            job.state = UPLOADED
-            notifier.notify(
-                {"message_id": message_id, "object_key": job.object_key, "outcome": "uploaded"},
-                idempotency_key=message_id,
-            )
-            job.state = NOTIFIED
-        except NotificationError as error:
-            job.state, job.last_error = FAILED, str(error)
-        except Exception as error:  # storage errors (after botocore's retries), bugs: park, never loop
-            job.state, job.last_error = FAILED, f"{type(error).__name__}: {error}"
-        if job.state == FAILED:
-            return Outcome(message_id, "failed", job.last_error)
+            release(session, message_id, claim.owner, describe(error))
+        except Exception:  # the database is what failed: the lease expires by itself
+            log.warning("could not release job %s", message_id, exc_info=True)
+        raise
     return Outcome(message_id, "done")

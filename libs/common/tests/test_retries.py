@@ -1,0 +1,109 @@
+"""common.retries: settings, and the order of publish and ack (the broker parts: the services' tests)."""
+
+from unittest.mock import Mock
+
+import pytest
+
+from common.retries import ATTEMPT_HEADER, DELIVERY_HEADER, Attempt, EventHandler, retry_delays
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("value", "delays"),
+    [(None, (5, 30, 120, 600)), ("1,2.5", (1, 2.5)), (7, (7,)), ([3, 4], (3, 4))],
+)
+def test_retry_delays_are_read_from_a_list_a_comma_string_or_one_number(value, delays):
+    assert retry_delays({"RETRY_DELAYS": value}) == delays
+
+
+@pytest.mark.parametrize("value", ["0", "-1,5", "soon"])
+def test_retry_delays_must_be_positive_seconds(value):
+    with pytest.raises(ValueError):
+        retry_delays({"RETRY_DELAYS": value})
+
+
+class Permanent(Exception):
+    permanent = True
+
+
+@pytest.fixture
+def handler():
+    """An EventHandler whose broker side is one Mock, recording publish and ack in order."""
+    broker = Mock()
+    entrypoint = EventHandler("message_service", "heavy_payload_event")
+    entrypoint.queue = Mock()
+    entrypoint.queue.name = "evt-q"
+    entrypoint.delays = (5, 30)
+    entrypoint.max_attempts = 3
+    entrypoint.attempts = {}
+    entrypoint.dead_letters = broker.dead_letters
+    entrypoint.queue_consumer = broker.queue_consumer
+    return entrypoint, broker
+
+
+def delivery(attempt=None):
+    message = Mock()
+    message.decode.return_value = {"message_id": "m-1"}
+    message.headers = {"nameko.call_id_stack": ["x"], "x-death": [{}]}
+    if attempt:
+        message.headers.update({ATTEMPT_HEADER: attempt, DELIVERY_HEADER: "d-1"})
+    return message
+
+
+def calls(broker) -> list[str]:
+    return [name for name, _, _ in broker.mock_calls]
+
+
+def test_a_transient_failure_is_published_to_the_next_retry_queue_before_the_ack(handler):
+    entrypoint, broker = handler
+    message = delivery(attempt=2)
+
+    entrypoint.handle_result(message, Mock(), exc_info=(None, ConnectionError("db down"), None))
+
+    assert calls(broker) == ["dead_letters.publisher.publish", "queue_consumer.ack_message"]
+    publish = broker.dead_letters.publisher.publish.call_args
+    assert publish.kwargs["routing_key"] == "evt-q.retry-30s"
+    assert publish.kwargs["headers"] == {
+        "nameko.call_id_stack": ["x"],  # nameko's context kept, the broker's x-death dropped
+        ATTEMPT_HEADER: 3,
+        DELIVERY_HEADER: "d-1",
+    }
+
+
+@pytest.mark.parametrize(
+    ("attempt", "error", "reason"),
+    [
+        (1, Permanent("HTTP 410"), "HTTP 410"),
+        (3, ConnectionError("db down"), "gave up after 3 attempt(s): ConnectionError: db down"),
+    ],
+    ids=["permanent", "last-attempt"],
+)
+def test_a_permanent_failure_or_the_last_attempt_is_parked_before_the_ack(handler, attempt, error, reason):
+    entrypoint, broker = handler
+
+    entrypoint.handle_result(delivery(attempt), Mock(), exc_info=(None, error, None))
+
+    assert calls(broker) == ["dead_letters.park", "queue_consumer.ack_message"]
+    assert broker.dead_letters.park.call_args.args[1] == reason
+
+
+def test_when_the_copy_cannot_be_published_the_original_is_requeued_not_acked(handler):
+    entrypoint, broker = handler
+    broker.dead_letters.publisher.publish.side_effect = OSError("broker gone")
+
+    entrypoint.handle_result(delivery(), Mock(), exc_info=(None, ConnectionError("db down"), None))
+
+    assert calls(broker) == ["dead_letters.publisher.publish", "queue_consumer.requeue_message"]
+
+
+def test_success_is_acked(handler):
+    entrypoint, broker = handler
+
+    entrypoint.handle_result(delivery(), Mock(), result=None, exc_info=None)
+
+    assert calls(broker) == ["queue_consumer.ack_message"]
+
+
+def test_an_attempt_is_final_at_the_maximum():
+    assert [Attempt(number, 3).final for number in (1, 2, 3, 4)] == [False, False, True, True]
