@@ -27,7 +27,7 @@ POINTS = {
     "message.before_outbox_mark": "the outbox relay dispatched an event, not yet marked sent",
     "time_consuming.after_upload": "the payload is in object storage, the job not yet recorded",
     "time_consuming.after_notify": "the webhook answered, the job not yet recorded as notified",
-    "time_consuming.before_ack": "the event is handled and recorded, not yet acked",
+    "consumer.before_ack": "an event's handler succeeded (its effects committed), the event not yet acked",
     "consumer.after_park": "a failed event is parked (confirmed by the broker), the original not yet acked",
 }
 

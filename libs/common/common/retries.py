@@ -177,6 +177,8 @@ class EventHandler(nameko.events.EventHandler):
                 log.exception("could not retry or park %s: requeued", self.queue.name)
                 self.queue_consumer.requeue_message(message)
                 return result, exc_info
+        else:
+            failpoint("consumer.before_ack")
         self.queue_consumer.ack_message(message)
         return result, exc_info
 

@@ -183,6 +183,7 @@ def relay(session: Session, dispatch, limit: int = 100) -> int:
                     extra={"outbox_id": event.id, "event_type": event.event_type},
                 )
                 continue
+            failpoint("message.before_outbox_mark")
             event.sent_at = now()
             sent += 1
     return sent
