@@ -19,7 +19,7 @@ if [[ ! -s $PGDATA/PG_VERSION ]]; then
   initdb -D "$PGDATA" -U "$user" "${pwopt[@]}" -E UTF8 --locale=C.UTF-8 \
     --auth-local=trust --auth-host="$auth" >/dev/null
   echo "host all all all $auth" >>"$PGDATA/pg_hba.conf"
-  pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+  pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -c unix_socket_directories=$PGHOST" -w start
   if [[ $db != postgres ]]; then
     psql -v ON_ERROR_STOP=1 -U "$user" -d postgres -qc "CREATE DATABASE \"$db\""
   fi
@@ -33,6 +33,6 @@ if [[ ! -s $PGDATA/PG_VERSION ]]; then
 fi
 if [[ ${1:-} == postgres ]]; then
   shift
-  exec postgres -D "$PGDATA" -c listen_addresses='*' "$@"
+  exec postgres -D "$PGDATA" -c listen_addresses='*' -c unix_socket_directories="$PGHOST" "$@"
 fi
 exec "$@"
