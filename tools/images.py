@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,7 +112,12 @@ IMAGES = [
     ),
     Image("nameko-reference/postgres:15", "dockerfile", base="nameko-reference/postgres-rootfs:15"),
     Image("nameko-reference/s3:seaweedfs", "dockerfile", base=f"nameko-reference/debian:{SUITE}"),
-    Image(f"{APP_IMAGE}:latest", "dockerfile", base=f"nameko-reference/python:3.11-{SUITE}"),
+    # BASE_IMAGE=python:3.11-slim-bookworm make images: the official image, where a registry answers
+    Image(
+        f"{APP_IMAGE}:latest",
+        "dockerfile",
+        base=os.environ.get("BASE_IMAGE") or f"nameko-reference/python:3.11-{SUITE}",
+    ),
 ]
 CONTEXTS = {
     "nameko-reference/rabbitmq:3.10": IMAGES_DIR / "rabbitmq",
@@ -179,8 +185,10 @@ def inputs_hash(image: Image, hashes: dict[str, str]) -> str:
     recipe = [image.name, image.kind, SUITE, NODOC, *CLEANUP, *image.packages, image.prepare, image.finish]
     recipe += image.changes
     digest.update(json.dumps(recipe).encode())
-    if image.base:
+    if image.base in hashes:
         digest.update(hashes[image.base].encode())
+    elif image.base:  # an image from a registry: its id stands for its content
+        digest.update(run("docker", "image", "inspect", "-f", "{{.Id}}", image.base, check=False).stdout)
     files = []
     if image.name in CONTEXTS:
         files = sorted(p for p in CONTEXTS[image.name].rglob("*") if p.is_file() and p.name != "weed")
@@ -288,17 +296,35 @@ def build_dockerfile(image: Image, digest: str, log: Path) -> None:
     run("docker", "build", *args, log=log, env={**os.environ, "DOCKER_BUILDKIT": "0"})
 
 
+LOCAL_PACKAGES = (
+    "libs/common",
+    "services/message",
+    "services/time_consuming",
+    "services/sender",
+    "services/receiver",
+)
+
+
 def fill_wheelhouse(log: Path) -> None:
-    """Every Python package the image installs, as wheels built on the host."""
-    for old in WHEELHOUSE.glob("*.whl"):
-        old.unlink()
+    """Every Python package the image installs, as wheels built on the host: deps/ the third-party
+    ones (the Dockerfile's cached layer), local/ this repository's (the layer a code change redoes)."""
+    shutil.rmtree(WHEELHOUSE / "deps", ignore_errors=True)
+    shutil.rmtree(WHEELHOUSE / "local", ignore_errors=True)
+    (WHEELHOUSE / "local").mkdir(parents=True)
     run(
-        PYTHON, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "-w", WHEELHOUSE,
-        "-c", ROOT / "constraints.txt", ROOT / "libs/common", *sorted((ROOT / "services").glob("*/")),
-        pinned("yacron"), log=log,
+        PYTHON, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "-w", WHEELHOUSE / "deps",
+        "-c", ROOT / "constraints.txt", *(ROOT / package for package in LOCAL_PACKAGES), pinned("yacron"),
+        log=log,
     )  # fmt: skip
-    for package in [ROOT / "libs/common", *(ROOT / "services").glob("*/")]:
-        shutil.rmtree(package / "build", ignore_errors=True)  # setuptools' scratch
+    ours = {
+        tomllib.loads((ROOT / p / "pyproject.toml").read_text())["project"]["name"] for p in LOCAL_PACKAGES
+    }
+    ours = {re.sub(r"[-_.]+", "_", name).lower() for name in ours}
+    for wheel in (WHEELHOUSE / "deps").glob("*.whl"):
+        if wheel.name.split("-")[0].lower() in ours:
+            wheel.rename(WHEELHOUSE / "local" / wheel.name)
+    for package in LOCAL_PACKAGES:
+        shutil.rmtree(ROOT / package / "build", ignore_errors=True)  # setuptools' scratch
 
 
 def fetch_weed(target: Path, log: Path) -> None:

@@ -1,4 +1,5 @@
 import os
+import uuid
 
 import pytest
 
@@ -15,11 +16,10 @@ def app_image_tag(request):
     return build_images(request.config)
 
 
-@pytest.fixture(scope="module")
-def compose_stack(app_image_tag):
-    """docker-compose.yml up with three receivers, under a project name of its own, removed after."""
+def stack_up(app_image_tag, **settings):
+    """docker-compose.yml up with three receivers, under a project name of its own; down -v after."""
     stack = ComposeStack(
-        f"nameko-test-{os.getpid()}",
+        f"nameko-test-{os.getpid()}-{uuid.uuid4().hex[:4]}",
         {
             "IMAGE_TAG": app_image_tag,
             # 0: any free host port; the machine's own RabbitMQ keeps 5672 and 15672
@@ -28,6 +28,7 @@ def compose_stack(app_image_tag):
             "MESSAGE_HTTP_PORT": "0",
             "RECEIVER_WORK_SECONDS": RECEIVER_WORK_SECONDS,
             "MAX_WORKERS": MAX_WORKERS,
+            **settings,
         },
     )
     try:
@@ -35,3 +36,8 @@ def compose_stack(app_image_tag):
         yield stack
     finally:
         stack.down()
+
+
+@pytest.fixture(scope="module")
+def compose_stack(app_image_tag):
+    yield from stack_up(app_image_tag)
