@@ -59,31 +59,28 @@ def consumers_of_rpc_queue(stack) -> int:
 
 def calls_in_flight(stack, count: int, events: list[dict], after_replies=None, action=None) -> list:
     """`count` calls to receiver_service at once from the host; `action()` once `after_replies` of
-    them have been answered (the rest still queued or being worked on); returns every reply."""
-    replies = [None] * count
-    answered = Event()
+    them have been answered (the rest still queued or being worked on); returns every reply.
+
+    One greenthread reads the replies (nameko's reply listener allows one reader), in order."""
+    replies = []
+    enough = Event()
     with ClusterRpcProxy({"AMQP_URI": amqp_uri(stack)}, timeout=240) as rpc:
         pending = [rpc.receiver_service.receive_event.call_async(event) for event in events]
 
-        def collect(index):
-            try:
-                replies[index] = pending[index].result()
-            except Exception as error:  # noqa: BLE001 -- the test counts what came back
-                replies[index] = error
-            if (
-                after_replies
-                and sum(r is not None for r in replies) >= after_replies
-                and not answered.ready()
-            ):
-                answered.send()
+        def collect():
+            for call in pending:
+                try:
+                    replies.append(call.result())
+                except Exception as error:  # noqa: BLE001 -- the test counts what came back
+                    replies.append(error)
+                if len(replies) == after_replies:
+                    enough.send()
 
-        pool = eventlet.GreenPool(count)
-        for index in range(count):
-            pool.spawn(collect, index)
+        collector = eventlet.spawn(collect)
         if action:
-            answered.wait()
+            enough.wait()
             action()
-        pool.waitall()
+        collector.wait()
     return replies
 
 
