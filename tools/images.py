@@ -311,10 +311,13 @@ def fill_wheelhouse(log: Path) -> None:
     shutil.rmtree(WHEELHOUSE / "deps", ignore_errors=True)
     shutil.rmtree(WHEELHOUSE / "local", ignore_errors=True)
     (WHEELHOUSE / "local").mkdir(parents=True)
+    # Wheels built here (ours, and any dependency only published as source) get fixed timestamps: the
+    # same code gives the same bytes, so the Dockerfile's COPY layers stay cached (pip's cache or not).
+    reproducible = {**os.environ, "SOURCE_DATE_EPOCH": "315532800"}
     run(
         PYTHON, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "-w", WHEELHOUSE / "deps",
         "-c", ROOT / "constraints.txt", *(ROOT / package for package in LOCAL_PACKAGES), pinned("yacron"),
-        log=log,
+        log=log, env=reproducible,
     )  # fmt: skip
     ours = {
         tomllib.loads((ROOT / p / "pyproject.toml").read_text())["project"]["name"] for p in LOCAL_PACKAGES

@@ -5,9 +5,11 @@ import pytest
 
 from tests.containers.compose_stack import ComposeStack, build_images, engine_or_skip
 
-# The values the tests pass through from "the shell" (the environment compose is run with).
-RECEIVER_WORK_SECONDS = "0.2"
-MAX_WORKERS = "7"
+# The values the tests pass through from "the shell" (the environment compose is run with): each
+# call works 1 s, at most 3 at once per receiver, so the experiments find calls still in flight
+# when they kill, stop or cut off a receiver.
+RECEIVER_WORK_SECONDS = "1"
+MAX_WORKERS = "3"
 
 
 @pytest.fixture(scope="session")
@@ -16,8 +18,11 @@ def app_image_tag(request):
     return build_images(request.config)
 
 
-def stack_up(app_image_tag, **settings):
-    """docker-compose.yml up with three receivers, under a project name of its own; down -v after."""
+@pytest.fixture(scope="session")
+def compose_stack(app_image_tag):
+    """docker-compose.yml up with three receivers, under a project name of its own, for the whole
+    session (test_compose_stack, test_experiments, then test_graceful_stop, which stops it);
+    `docker compose down -v` afterwards."""
     stack = ComposeStack(
         f"nameko-test-{os.getpid()}-{uuid.uuid4().hex[:4]}",
         {
@@ -28,7 +33,6 @@ def stack_up(app_image_tag, **settings):
             "MESSAGE_HTTP_PORT": "0",
             "RECEIVER_WORK_SECONDS": RECEIVER_WORK_SECONDS,
             "MAX_WORKERS": MAX_WORKERS,
-            **settings,
         },
     )
     try:
@@ -36,8 +40,3 @@ def stack_up(app_image_tag, **settings):
         yield stack
     finally:
         stack.down()
-
-
-@pytest.fixture(scope="module")
-def compose_stack(app_image_tag):
-    yield from stack_up(app_image_tag)

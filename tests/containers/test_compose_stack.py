@@ -1,7 +1,7 @@
 """`docker compose up -d --scale receiver=3` for real: images from `make images`, no registry.
 
-One stack per module (a compose project of its own, `down -v` afterwards). The last test stops it
-and checks every container exited 0: `docker stop` is a graceful stop, not a kill at the deadline.
+One stack for the session (a compose project of its own, `down -v` afterwards), shared with
+test_experiments; test_graceful_stop stops it last.
 """
 
 import importlib.util
@@ -127,15 +127,6 @@ def test_every_container_runs_on_a_read_only_root_file_system(compose_stack):
         assert container["HostConfig"]["ReadonlyRootfs"], container["Name"]
     denied = compose_stack.compose("exec", "-T", "receiver", "touch", "/app/written", check=False)
     assert denied.returncode != 0 and "Read-only file system" in denied.stderr
-
-
-def test_docker_stop_is_a_graceful_exit(compose_stack):
-    """Last: `docker compose stop` (SIGTERM, SIGKILL after stop_grace_period) stops every container
-    with exit code 0; a container killed at the deadline would show 137."""
-    compose_stack.compose("stop")
-    running = [c for c in compose_stack.containers() if service_of(c) not in JOBS]
-    assert {c["Name"]: c["State"]["ExitCode"] for c in running} == {c["Name"]: 0 for c in running}
-    assert len(running) == len(SERVICES) + 2  # receiver x3
 
 
 def test_the_compose_file_names_images_make_images_builds():

@@ -15,14 +15,10 @@ import pytest
 from eventlet.event import Event
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from tests.containers.conftest import stack_up
 from tests.containers.test_compose_stack import amqp_uri, management
 from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(1500)
-
-WORK_SECONDS = 1
-MAX_WORKERS = 3
 
 
 def docker(*args) -> str:
@@ -84,11 +80,9 @@ def calls_in_flight(stack, count: int, events: list[dict], after_replies=None, a
     return replies
 
 
-@pytest.fixture(scope="module")
-def stack(app_image_tag):
-    """A stack of this module's own: each call works WORK_SECONDS, at most MAX_WORKERS at once per
-    receiver, so calls are still in flight when a test kills, stops or cuts off a receiver."""
-    yield from stack_up(app_image_tag, RECEIVER_WORK_SECONDS=str(WORK_SECONDS), MAX_WORKERS=str(MAX_WORKERS))
+@pytest.fixture
+def stack(compose_stack):
+    return compose_stack
 
 
 @pytest.fixture(autouse=True)
