@@ -6,6 +6,8 @@ test_experiments; test_graceful_stop stops it last.
 
 import importlib.util
 import json
+import os
+import subprocess
 import urllib.request
 
 import pytest
@@ -15,7 +17,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from tests.containers.compose_stack import JOBS, SERVICES
 from tests.containers.conftest import MAX_WORKERS, RECEIVER_WORK_SECONDS
-from tests.support import ROOT, wait_for
+from tests.support import BIN, ROOT, wait_for
 
 _spec = importlib.util.spec_from_file_location("images", ROOT / "tools" / "images.py")
 images = importlib.util.module_from_spec(_spec)
@@ -90,6 +92,20 @@ def test_nameko_shell_inside_a_container(compose_stack):
         "exec", "-T", "sender", "nameko", "shell", "--config", "services/receiver/config.yaml", input=call
     )
     assert f"Event Received: {HELLO}" in result.stdout, result.stdout + result.stderr
+
+
+def test_nameko_shell_on_the_host_with_amqp_uri_at_the_published_port(compose_stack):
+    call = f"print(n.rpc.receiver_service.receive_event(event={HELLO!r}))\n"
+    result = subprocess.run(
+        [str(BIN / "nameko"), "shell", "--config", "services/receiver/config.yaml"],
+        input=call,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "AMQP_URI": amqp_uri(compose_stack)},
+        timeout=60,
+    )
+    assert f">>> Event Received: {HELLO}" in result.stdout, result.stdout + result.stderr
 
 
 def test_the_http_interface_answers_on_the_host(compose_stack):
