@@ -36,7 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES_DIR = ROOT / "deploy" / "images"
-WHEELHOUSE = ROOT / "deploy" / "wheelhouse"
+WHEELHOUSE = ROOT / "wheelhouse"  # git-ignored; the Dockerfile COPYs from it
 WORK = ROOT / "build" / "images"  # logs and scratch folders (git-ignored)
 LABEL = "org.nameko-reference.inputs"
 LOCK = Path(tempfile.gettempdir()) / "nameko-reference-images.lock"
@@ -191,7 +191,7 @@ def inputs_hash(image: Image, hashes: dict[str, str]) -> str:
         digest.update(run("docker", "image", "inspect", "-f", "{{.Id}}", image.base, check=False).stdout)
     files = []
     if image.name in CONTEXTS:
-        files = sorted(p for p in CONTEXTS[image.name].rglob("*") if p.is_file() and p.name != "weed")
+        files = sorted(p for p in CONTEXTS[image.name].rglob("*") if p.is_file())
     elif image.name.startswith(APP_IMAGE + ":"):
         files = app_files()
     if image.name == "nameko-reference/s3:seaweedfs":
@@ -288,12 +288,19 @@ def build_dockerfile(image: Image, digest: str, log: Path) -> None:
         fill_wheelhouse(log)
         args += ["-t", f"{APP_IMAGE}:{digest}", "-f", ROOT / "deploy" / "Dockerfile", ROOT]
     else:
-        context = CONTEXTS[image.name]
+        # a copy of the folder as the build context, plus what is downloaded for it (not in deploy/)
+        context = WORK / ("context-" + image.name.split("/")[-1].replace(":", "-"))
+        shutil.rmtree(context, ignore_errors=True)
+        shutil.copytree(CONTEXTS[image.name], context)
         if image.name == "nameko-reference/s3:seaweedfs":
             fetch_weed(context / "weed", log)
         args.append(context)
     # The classic builder: BuildKit would want its frontend image from a registry.
-    run("docker", "build", *args, log=log, env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    try:
+        run("docker", "build", *args, log=log, env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    finally:
+        if not image.name.startswith(APP_IMAGE + ":"):
+            shutil.rmtree(context, ignore_errors=True)
 
 
 LOCAL_PACKAGES = (
