@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := -e libs/common -e services/message -e services/time_consuming -e services/sender -e services/receiver -e .[dev]
 AMQP_URI ?= amqp://guest:guest@localhost:5672/
 
-.PHONY: install test test-services lint run up bench audit clean
+.PHONY: install test test-services lint run images images-report up bench audit clean
 
 install: $(VENV)/.installed
 
@@ -36,9 +36,18 @@ audit: install
 run: install
 	AMQP_URI=$(AMQP_URI) $(BIN)/stack up --scale receiver=3
 
-# The whole stack in containers (needs Docker): RabbitMQ, PostgreSQL, MinIO, migrations, services, cron.
-up:
-	docker compose up --build --scale receiver=3
+# Every image docker-compose.yml runs, built here with no registry (Debian's packages, a wheelhouse
+# built on the host); what is up to date is skipped. See README "With Docker".
+images: install
+	$(BIN)/python tools/images.py
+
+# A cold build (the project's images removed first) and a warm one: sizes and times into README.md.
+images-report: install
+	$(BIN)/python tools/images.py --measure
+
+# The whole stack in containers: RabbitMQ, PostgreSQL, the S3 server, migrations, services, cron.
+up: images
+	docker compose up --scale receiver=3
 
 # The project against bare Nameko and raw kombu on the broker at AMQP_URI (a vhost of its own):
 # prints tables, writes bench/results.md and bench/results.json. See README "Benchmarks".

@@ -88,7 +88,7 @@ def test_the_services_wait_for_the_broker_and_the_migrations_job():
 def test_every_command_compose_runs_is_installed_by_the_packages():
     project = compose.load(ROOT / "docker-compose.yml", environ={})
     cron = yaml.safe_load((ROOT / "deploy/cron/yacron.yaml").read_text())
-    commands = {s.command[0] for s in project.services.values() if s.command and s.name != "minio"}
+    commands = {s.command[0] for s in project.services.values() if s.command and s.name != "s3"}
     commands |= {job["command"][0] for job in cron["jobs"]}
 
     assert commands == {"nameko", "migrate", "nameko-topology", "yacron", "redispatch-stuck"}

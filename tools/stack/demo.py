@@ -8,8 +8,9 @@
 
 Services run from docker-compose.yml through the local runner (`stack.runner.LocalStack`) in a vhost
 of their own on the broker at AMQP_URI; the broker demos start a private RabbitMQ node
-(`tests/private_broker.py`) and never touch the shared one. `--backend docker` would run the same
-scenario on compose containers through the Docker SDK; it needs a reachable engine.
+(`tests/private_broker.py`) and never touch the shared one. The same experiments on compose's
+containers are tests/containers/test_experiments.py (docker kill/stop, a broker container restart,
+`docker network disconnect`).
 """
 
 import contextlib
@@ -34,7 +35,6 @@ def register(subcommands):
     parser.add_argument(
         "scenario", choices=["concurrency", "scaling", "fault-tolerance", "broker-restart", "broker-outage"]
     )
-    parser.add_argument("--backend", choices=["local", "docker"], default="local")
     parser.add_argument("--work-seconds", type=float, default=1.0, help="receiver's work per call (S)")
     parser.add_argument("--max-instances", type=int, default=3, help="scaling: up to this many receivers")
     parser.add_argument("--calls", type=int, default=None, help="calls per run (each scenario has a default)")
@@ -46,29 +46,11 @@ def register(subcommands):
 
 
 def run(args) -> int:
-    if args.backend == "docker":
-        return docker_backend(args)
     sys.path.insert(0, str(args.compose_file.parent))  # tests/private_broker.py, tests/support.py
     scenario = SCENARIOS[args.scenario]
     with contextlib.suppress(KeyboardInterrupt):
         return scenario(args) or 0
     return 130
-
-
-def docker_backend(args) -> int:
-    import docker
-
-    try:
-        docker.from_env().ping()
-    except Exception as error:  # noqa: BLE001 -- any failure to reach an engine means the same thing here
-        console.print(f"[yellow]skipped[/]: the docker backend needs a reachable Docker engine ({error})")
-        console.print("Run the same scenario on local processes: [bold]stack demo " + args.scenario + "[/]")
-        return 0
-    console.print("A Docker engine answered: run `docker compose up --scale receiver=3`, then this demo with")
-    console.print(
-        "AMQP_URI pointed at the compose broker (the local backend's scenario drives it the same way)."
-    )
-    return 0
 
 
 # -- plumbing ------------------------------------------------------------------------------------

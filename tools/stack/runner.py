@@ -13,7 +13,7 @@ overridden by `scale`) and its `restart` policy. Only what differs between a con
 machine changes:
 
 - variables whose value points at a compose service that is not run here (`rabbitmq`, `postgres`,
-  `minio`...) are left out, so the service's config.yaml default or your shell's value applies
+  `s3`...) are left out, so the service's config.yaml default or your shell's value applies
   (`AMQP_URI` defaults to the broker on localhost, `DATABASE_URL` to a SQLite file);
 - your shell's environment wins over the compose file's, and `env` / `service_env` win over both;
 - each instance that serves HTTP gets its own free port in `WEB_SERVER_ADDRESS`.

@@ -1,0 +1,154 @@
+"""`docker compose up -d --scale receiver=3` for real: images from `make images`, no registry.
+
+One stack for the session (a compose project of its own, `down -v` afterwards), shared with
+test_experiments; test_graceful_stop stops it last.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import urllib.request
+
+import pytest
+import requests
+import yaml
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from tests.containers.compose_stack import JOBS, SERVICES
+from tests.containers.conftest import MAX_WORKERS, RECEIVER_WORK_SECONDS
+from tests.support import BIN, ROOT, wait_for
+
+_spec = importlib.util.spec_from_file_location("images", ROOT / "tools" / "images.py")
+images = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(images)
+
+# A cold `make images` runs inside the first test's setup.
+pytestmark = pytest.mark.timeout(1500)
+
+HELLO = {"message": "Hello World!!"}
+
+
+def amqp_uri(stack) -> str:
+    return f"amqp://nameko:nameko@127.0.0.1:{stack.host_port('rabbitmq', 5672)}/"
+
+
+def management(stack, path: str):
+    url = f"http://127.0.0.1:{stack.host_port('rabbitmq', 15672)}/api/{path}"
+    request = urllib.request.Request(url)
+    request.add_header("Authorization", "Basic bmFtZWtvOm5hbWVrbw==")  # nameko:nameko
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def service_of(container) -> str:
+    return container["Config"]["Labels"]["com.docker.compose.service"]
+
+
+def test_the_one_shot_jobs_completed_and_every_service_is_healthy(compose_stack):
+    containers = compose_stack.containers()
+    by_service = {}
+    for container in containers:
+        by_service.setdefault(service_of(container), []).append(container)
+    assert set(by_service) == set(SERVICES) | set(JOBS)
+    for job in JOBS:
+        assert [(c["State"]["Status"], c["State"]["ExitCode"]) for c in by_service[job]] == [("exited", 0)]
+    assert len(by_service["receiver"]) == 3
+    for service in set(SERVICES) - {"cron"}:  # cron has no health check: yacron's job logs are its signal
+        for container in by_service[service]:
+            assert container["State"]["Health"]["Status"] == "healthy", container["Name"]
+
+
+def test_three_receiver_containers_consume_the_rpc_queue(compose_stack):
+    receivers = {
+        next(iter(c["NetworkSettings"]["Networks"].values()))["IPAddress"]
+        for c in compose_stack.containers("receiver")
+    }
+    consumers = management(compose_stack, "queues/%2F/rpc-receiver_service")["consumer_details"]
+    assert {consumer["channel_details"]["peer_host"] for consumer in consumers} == receivers
+    assert len(receivers) == 3
+
+
+def test_the_articles_calls_from_the_host_through_the_published_port(compose_stack):
+    with ClusterRpcProxy({"AMQP_URI": amqp_uri(compose_stack)}, timeout=30) as rpc:
+        assert rpc.receiver_service.receive_event(HELLO) == f"Event Received: {HELLO}"
+        assert rpc.sender_service.send_event(HELLO) == f"Event Received: {HELLO}"
+        # the full flow: PostgreSQL, the event to time_consuming, the upload to the S3 server, back
+        stored = rpc.message_service.receive_message({"message": "Hello", "payload": {"report": [1, 2, 3]}})
+        assert stored["status"] == "pending"
+        done = wait_for(
+            lambda: (m := rpc.message_service.get_message(stored["id"]))["status"] != "pending" and m,
+            timeout=60,
+            interval=0.5,
+            message="the payload uploaded",
+        )
+        assert done["status"] == "done", done
+        assert rpc.time_consuming_service.get_job(stored["id"])["state"] == "notified"
+
+
+def test_nameko_shell_inside_a_container(compose_stack):
+    call = f"print(n.rpc.receiver_service.receive_event(event={HELLO!r}))\n"
+    result = compose_stack.compose(
+        "exec", "-T", "sender", "nameko", "shell", "--config", "services/receiver/config.yaml", input=call
+    )
+    assert f"Event Received: {HELLO}" in result.stdout, result.stdout + result.stderr
+
+
+def test_nameko_shell_on_the_host_with_amqp_uri_at_the_published_port(compose_stack):
+    call = f"print(n.rpc.receiver_service.receive_event(event={HELLO!r}))\n"
+    result = subprocess.run(
+        [str(BIN / "nameko"), "shell", "--config", "services/receiver/config.yaml"],
+        input=call,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "AMQP_URI": amqp_uri(compose_stack)},
+        timeout=60,
+    )
+    assert f">>> Event Received: {HELLO}" in result.stdout, result.stdout + result.stderr
+
+
+def test_the_http_interface_answers_on_the_host(compose_stack):
+    base = f"http://127.0.0.1:{compose_stack.host_port('message', 8000)}"
+    assert requests.get(f"{base}/health", timeout=10).json()["status"] == "ok"
+    created = requests.post(f"{base}/messages", json={"message": "over HTTP"}, timeout=10)
+    assert created.status_code == 201, created.text
+    assert (
+        requests.get(f"{base}/messages/{created.json()['id']}", timeout=10).json()["message"] == "over HTTP"
+    )
+    bad = requests.post(f"{base}/messages", json={"message": 1}, timeout=10)
+    assert bad.status_code == 400 and bad.json()["error"] == "InvalidInput"
+
+
+def test_the_cron_service_runs_redispatch_stuck(compose_stack):
+    """yacron's job at start (deploy/cron/yacron.yaml) runs the cron command in the cron container."""
+
+    def finished():
+        lines = compose_stack.logs("cron").splitlines()
+        return [line for line in lines if "Job redispatch-stuck-at-start exit code" in line]
+
+    [line] = wait_for(finished, timeout=120, interval=1, message="yacron's job at start to finish")
+    assert "exit code 0;" in line
+    assert "handed to time_consuming_service again" in compose_stack.logs("cron")
+
+
+def test_settings_pass_through_from_the_shell(compose_stack):
+    for container in compose_stack.containers("receiver"):
+        env = dict(item.split("=", 1) for item in container["Config"]["Env"])
+        assert (env["RECEIVER_WORK_SECONDS"], env["MAX_WORKERS"]) == (RECEIVER_WORK_SECONDS, MAX_WORKERS)
+
+
+def test_every_container_runs_on_a_read_only_root_file_system(compose_stack):
+    for container in compose_stack.containers():
+        assert container["HostConfig"]["ReadonlyRootfs"], container["Name"]
+    denied = compose_stack.compose("exec", "-T", "receiver", "touch", "/app/written", check=False)
+    assert denied.returncode != 0 and "Read-only file system" in denied.stderr
+
+
+def test_the_compose_file_names_images_make_images_builds():
+    """Every image compose runs is one `make images` builds: nothing is left to pull."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    built = {image.name.split(":")[0] for image in images.IMAGES}
+    for name, service in compose["services"].items():
+        assert service["image"].split(":")[0] in built, name
+        assert service["pull_policy"] == "never", name
