@@ -5,7 +5,8 @@ dropped after), message_service and time_consuming_service as real `nameko run` 
 own config.yaml, the local object store in a temp dir, and a webhook sink in this process on loopback
 counting notifications by their Idempotency-Key. After one warm-up message (not counted), `messages`
 messages with payloads go to `receive_message`, `in_flight` at a time, timed from the first call
-until `get_message` says every one is `done`. Rounds alternate which database goes first, so drift hits both alike.
+until `get_message` says every one is `done`. Rounds alternate which database goes first, so drift
+hits both alike.
 """
 
 import collections
@@ -299,10 +300,11 @@ def report_pipeline(pipeline) -> list[str]:
     lines += [
         "",
         f"{settings['messages']} messages with payloads, {settings['in_flight']} in flight "
-        "(`receive_message`) after one warm-up message, per round and database: fresh databases, message_service and "
-        "time_consuming_service as `nameko run` processes, the local object store, a webhook on loopback; "
-        "timed from the first call until every message is `done`. Time-to-done: message_service's "
-        "`created_at` to `updated_at`, all rounds pooled. Target: SQLite within 3x of PostgreSQL. "
+        "(`receive_message`) after one warm-up message, per round and database: fresh databases, "
+        "message_service and time_consuming_service as `nameko run` processes, the local object store, "
+        "a webhook on loopback; timed from the first call until every message is `done`. "
+        "Time-to-done: message_service's `created_at` to `updated_at`, all rounds pooled. "
+        "Target: SQLite within 3x of PostgreSQL. "
         f"Load average (1 min) {pipeline['load_average']['before']:.1f} before, "
         f"{pipeline['load_average']['after']:.1f} after: ratios are final only from a quiet machine.",
         "",
