@@ -20,7 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -217,6 +217,7 @@ def percentile(values, share):
 def measure_pipeline(amqp_uri, vhost, rounds, messages, in_flight, timeout, log_dir, progress) -> dict:
     drop_leftover_databases()
     load_before = os.getloadavg()
+    measured_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     task = progress.add_task("pipeline", total=rounds * len(DATABASES) * messages)
     sink = WebhookSink()
     runs, time_to_done_by_database = [], {database: [] for database in DATABASES}
@@ -268,6 +269,7 @@ def measure_pipeline(amqp_uri, vhost, rounds, messages, in_flight, timeout, log_
     sqlite, postgres = (summary[database]["median_seconds"] for database in DATABASES)
     return {
         "settings": {"rounds": rounds, "messages": messages, "in_flight": in_flight, "timeout_s": timeout},
+        "measured_at": measured_at,
         "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
         "summary": summary,
         "sqlite_vs_postgresql_time": sqlite / postgres if sqlite and postgres else None,
@@ -305,7 +307,8 @@ def report_pipeline(pipeline) -> list[str]:
         "a webhook on loopback; timed from the first call until every message is `done`. "
         "Time-to-done: message_service's `created_at` to `updated_at`, all rounds pooled. "
         "Target: SQLite within 3x of PostgreSQL. "
-        f"Load average (1 min) {pipeline['load_average']['before']:.1f} before, "
+        f"Run at {pipeline['measured_at']}, load average (1 min) "
+        f"{pipeline['load_average']['before']:.1f} before, "
         f"{pipeline['load_average']['after']:.1f} after: ratios are final only from a quiet machine.",
         "",
         "## Pipeline rounds",
