@@ -200,11 +200,12 @@ def run_once(database, amqp_uri, vhost, messages, in_flight, timeout, log_dir, s
         "seconds": seconds,
         "done": statuses["done"],
         "statuses": dict(statuses),
-        "webhook_keys": len(set(keys)),
+        # The Idempotency-Key is the message id: count the keys of this run's messages.
+        "webhook_keys": len(set(keys) & {record["id"] for record in records}),
         "repeated_notifications": len(keys) - len(set(keys)),
         "processes_alive": alive,
         "database_is_locked": sum(
-            process.log_path.read_text().count("database is locked") for process in processes
+            process.log_path.read_text(errors="replace").count("database is locked") for process in processes
         ),
         "time_to_done": sorted(time_to_done(record) for record in records if record["status"] == "done"),
     }
