@@ -294,7 +294,7 @@ def report_pipeline(pipeline) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for database, s in summary.items():
-        versus = "1.00x" if database == "PostgreSQL" else ("-" if ratio is None else f"{ratio:.2f}x")
+        versus = "-" if ratio is None else ("1.00x" if database == "PostgreSQL" else f"{ratio:.2f}x")
         lines.append(
             f"| {database} | {s['complete_rounds']}/{settings['rounds']} | {number(s['median_seconds'], 2)} "
             f"| {number(s['median_messages_per_s'], 1)} | {number(s['time_to_done_p50_ms'])} "
@@ -320,7 +320,8 @@ def report_pipeline(pipeline) -> list[str]:
     ]
     for run in pipeline["rounds"]:
         lines.append(
-            f"| {run['round']} | {run['database']} | {run['position']} | {run['seconds']:.2f} "
+            f"| {run['round']} | {run['database']} | {run['position']} "
+            f"| {run['seconds']:.2f}{'' if run['done'] == settings['messages'] else ' (cut: timeout)'} "
             f"| {run['done']}/{settings['messages']} | {run['webhook_keys']} "
             f"| {run['repeated_notifications']} "
             f"| {'yes' if run['processes_alive'] else 'NO'} | {run['database_is_locked']} |"
