@@ -51,8 +51,9 @@ up: images
 
 # The project against bare Nameko and raw kombu on the broker at AMQP_URI (a vhost of its own):
 # prints tables, writes bench/results.md and bench/results.json. See README "Benchmarks".
+# BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS="--only pipeline --pipeline-rounds 3"`.
 bench: install
-	AMQP_URI=$(AMQP_URI) $(BIN)/python -m bench.run
+	AMQP_URI=$(AMQP_URI) $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) *.sqlite3 .stack

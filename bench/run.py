@@ -6,21 +6,22 @@ Every target runs as its own process against the same RabbitMQ (a vhost of its o
 Each is called from this process: sequentially (latency p50/p99, calls/s) and pipelined (100 calls
 in flight, calls/s). Rounds are interleaved so drift hits every target alike; figures are medians.
 Events: one `dispatch_many(n)` to a relay, timed until the sink has handled all n.
-Memory: each process's RSS after the warm-up. Results: bench/results.json and bench/results.md.
+Memory: each process's RSS after the warm-up.
+Pipeline (bench/pipeline.py): the message flow on the embedded SQLite default beside PostgreSQL.
+`--only rpc|pipeline` runs one part and keeps the other's last figures.
+Results: bench/results.json and bench/results.md.
 """
 
 import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-import psutil
 import requests
 from kombu import Connection, Consumer, Producer, Queue
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -28,54 +29,12 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+from bench.pipeline import measure_pipeline, report_pipeline
+from bench.processes import AUTH, MANAGEMENT, ROOT, Process, nameko_run, wait_consumers
+
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@localhost:5672/")
-MANAGEMENT = os.environ.get("RABBIT_MANAGEMENT_URL", "http://localhost:15672/api")
-AUTH = ("guest", "guest")
 PAYLOAD = {"message": "Hello World!!"}
 console = Console(width=None if sys.stdout.isatty() else 150)
-
-
-class Process:
-    def __init__(self, name: str, argv: list[str], env: dict, log_dir: Path):
-        self.name = name
-        self.log = open(log_dir / f"{name}.log", "wb")  # noqa: SIM115 -- for the life of the process
-        self.process = subprocess.Popen(
-            argv,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONWARNINGS": "ignore", **env},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def rss_mib(self) -> float:
-        return psutil.Process(self.process.pid).memory_info().rss / 2**20
-
-    def stop(self):
-        self.process.terminate()
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.log.close()
-
-
-def nameko_run(name, config, modules, env, log_dir):
-    return Process(name, [BIN / "nameko", "run", "--config", config, *modules.split()], env, log_dir)
-
-
-def wait_consumers(vhost: str, queues: list[str], timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = {
-            q["name"]: q.get("consumers", 0)
-            for q in requests.get(f"{MANAGEMENT}/queues/{vhost}", auth=AUTH, timeout=5).json()
-        }
-        if all(found.get(q) for q in queues):
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"bench: not ready after {timeout}s: {queues}")
 
 
 class NamekoTarget:
@@ -201,9 +160,18 @@ def ratio(value, baseline):
     return f"{value / baseline:.2f}x"
 
 
-def report(rpc, events, memory, settings) -> str:
+def report(results) -> str:
+    """The results' markdown: the parts results.json holds (a part run alone keeps the others')."""
+    lines = ["# Benchmark results"]
+    if "rpc" in results:
+        lines += report_rpc(results["rpc"], results["events"], results["rss_mib"], results["settings"])
+    if "pipeline" in results:
+        lines += report_pipeline(results["pipeline"])
+    return "\n".join(lines) + "\n"
+
+
+def report_rpc(rpc, events, memory, settings) -> list[str]:
     lines = [
-        "# Benchmark results",
         "",
         f"`make bench` on {os.cpu_count()} cores, {settings['rounds']} interleaved rounds, medians; "
         f"{settings['sequential']} sequential + {settings['pipelined']} pipelined (100 in flight) calls"
@@ -236,7 +204,7 @@ def report(rpc, events, memory, settings) -> str:
     lines += ["", "## Memory per process (RSS after warm-up)", "", "| process | RSS MiB |", "|---|---:|"]
     for name, rss in memory.items():
         lines.append(f"| {name} | {rss:.1f} |")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def print_table(title, markdown_rows):
@@ -249,25 +217,8 @@ def print_table(title, markdown_rows):
     console.print(table)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--sequential", type=int, default=200)
-    parser.add_argument("--pipelined", type=int, default=600)
-    parser.add_argument("--events", type=int, default=1000)
-    parser.add_argument("--output", type=Path, default=ROOT / "bench")
-    args = parser.parse_args(argv)
-
-    vhost = f"bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    requests.put(f"{MANAGEMENT}/vhosts/{vhost}", auth=AUTH, timeout=10).raise_for_status()
-    requests.put(
-        f"{MANAGEMENT}/permissions/{vhost}/guest",
-        auth=AUTH,
-        json={"configure": ".*", "write": ".*", "read": ".*"},
-        timeout=10,
-    ).raise_for_status()
-    amqp_uri = AMQP_URI.rstrip("/") + "/" + vhost
-    log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
+    """The project's RPC and events against the baselines, and every process's memory."""
     env = {
         "AMQP_URI": amqp_uri,
         "LOG_LEVEL": "WARNING",
@@ -329,23 +280,75 @@ def main(argv=None) -> int:
             target.close()
         for process in processes.values():
             process.stop()
-        requests.delete(f"{MANAGEMENT}/vhosts/{vhost}", auth=AUTH, timeout=10)
-
     settings = {
         "rounds": args.rounds,
         "sequential": args.sequential,
         "pipelined": args.pipelined,
         "events": args.events,
     }
-    markdown = report(rpc, events, memory, settings)
-    (args.output / "results.md").write_text(markdown)
-    (args.output / "results.json").write_text(
-        json.dumps({"settings": settings, "rpc": rpc, "events": events, "rss_mib": memory}, indent=2) + "\n"
+    return {"settings": settings, "rpc": rpc, "events": events, "rss_mib": memory}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only",
+        choices=["rpc", "pipeline"],
+        help="run one part (rpc: RPC round trips, events, memory); the other part's last results are kept",
     )
-    sections = markdown.split("\n## ")[1:]
-    for section in sections:
-        title, _, *rows = section.strip().splitlines()
-        print_table(title, rows)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sequential", type=int, default=200)
+    parser.add_argument("--pipelined", type=int, default=600)
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--pipeline-rounds", type=int, default=5, help="rounds per database")
+    parser.add_argument("--messages", type=int, default=100, help="messages per pipeline run")
+    parser.add_argument("--in-flight", type=int, default=20, help="pipeline calls in flight")
+    parser.add_argument(
+        "--pipeline-timeout", type=float, default=180, help="seconds a pipeline run may take before it is cut"
+    )
+    parser.add_argument("--output", type=Path, default=ROOT / "bench")
+    args = parser.parse_args(argv)
+
+    previous = args.output / "results.json"
+    results = json.loads(previous.read_text()) if previous.exists() else {}
+    vhost = f"bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    requests.put(f"{MANAGEMENT}/vhosts/{vhost}", auth=AUTH, timeout=10).raise_for_status()
+    requests.put(
+        f"{MANAGEMENT}/permissions/{vhost}/guest",
+        auth=AUTH,
+        json={"configure": ".*", "write": ".*", "read": ".*"},
+        timeout=10,
+    ).raise_for_status()
+    amqp_uri = AMQP_URI.rstrip("/") + "/" + vhost
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    try:
+        if args.only in (None, "rpc"):
+            results.update(measure_rpc_part(amqp_uri, vhost, args, log_dir))
+        if args.only in (None, "pipeline"):
+            with Progress(console=console) as progress:
+                results["pipeline"] = measure_pipeline(
+                    amqp_uri,
+                    vhost,
+                    args.pipeline_rounds,
+                    args.messages,
+                    args.in_flight,
+                    args.pipeline_timeout,
+                    log_dir,
+                    progress,
+                )
+    finally:
+        requests.delete(f"{MANAGEMENT}/vhosts/{vhost}", auth=AUTH, timeout=10)
+
+    markdown = report(results)
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "results.md").write_text(markdown)
+    (args.output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    for section in markdown.split("\n## ")[1:]:
+        title, *lines = section.strip().splitlines()
+        print_table(title, [line for line in lines if line.startswith("|")])
+        for line in lines:
+            if line and not line.startswith("|"):
+                console.print(line)
     console.print(f"written: {args.output / 'results.md'}, {args.output / 'results.json'}")
     return 0
 
