@@ -6,6 +6,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +62,19 @@ def make_local_stack(amqp_uri: str, postgres, log_dir: Path, **options):
             {f"{name.upper()}_DATABASE_URL": url for name, url in databases.items()}
         )
     return stack
+
+
+@contextmanager
+def running_stack(amqp_uri: str, postgres, log_dir: Path, **options):
+    """`make_local_stack`, its jobs run, every instance ready; stopped when the block ends."""
+    stack = make_local_stack(amqp_uri, postgres, log_dir, **options)
+    stack.run_jobs()
+    stack.start()
+    try:
+        stack.wait_ready()
+        yield stack
+    finally:
+        stack.close()
 
 
 class ServiceProcess:

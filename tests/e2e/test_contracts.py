@@ -9,7 +9,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from pydantic import TypeAdapter
 
 from common.contracts import RPC
-from tests.support import BIN, ROOT, make_local_stack, wait_for
+from tests.support import BIN, ROOT, running_stack, wait_for
 
 # Bounded: a few seconds of generated requests, reproducible from the seed.
 SCHEMATHESIS = ["--checks", "all", "--max-examples", "25", "--seed", "1207", "--workers", "1"]
@@ -18,16 +18,10 @@ SCHEMATHESIS = ["--checks", "all", "--max-examples", "25", "--seed", "1207", "--
 @pytest.fixture(scope="module")
 def stack(amqp_uri, postgres, tmp_path_factory):
     store = tmp_path_factory.mktemp("objects")
-    local = make_local_stack(
+    with running_stack(
         amqp_uri, postgres, tmp_path_factory.mktemp("contracts"), env={"LOCAL_STORE_DIR": str(store)}
-    )
-    local.run_jobs()
-    local.start()
-    try:
-        local.wait_ready()
+    ) as local:
         yield local
-    finally:
-        local.close()
 
 
 def test_the_http_interface_answers_as_openapi_yaml_says(stack, tmp_path):

@@ -14,7 +14,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy.orm import Session
 
 from tests.otlp_receiver import OtlpReceiver, tree
-from tests.support import make_local_stack, wait_for
+from tests.support import running_stack, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -45,20 +45,14 @@ def stack(amqp_uri, postgres, tmp_path_factory, s3_server, receiver, webhook):
         "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
         "OTEL_BSP_SCHEDULE_DELAY": "100",  # export every 100 ms: the test waits less
     }
-    local = make_local_stack(
+    with running_stack(
         amqp_uri,
         postgres,
         tmp_path_factory.mktemp("traced"),
         services=["message", "time_consuming", "sender", "receiver"],
         env=env,
-    )
-    local.run_jobs()
-    local.start()
-    try:
-        local.wait_ready()
+    ) as local:
         yield local
-    finally:
-        local.close()
 
 
 def new_ids() -> tuple[str, str]:

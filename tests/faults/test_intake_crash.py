@@ -16,7 +16,6 @@ from nameko.exceptions import RpcTimeout
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from common.client import call_with_retry
-from tests.fixtures import RABBIT_HOST, run_name
 from tests.ops.logs import consumers_now
 from tests.support import ServiceProcess, free_port, rpc_queue, wait_for
 
@@ -24,12 +23,9 @@ QUEUE = rpc_queue("message_service")
 
 
 @pytest.fixture
-def amqp_uri(rabbit_admin):
+def amqp_uri(own_vhost):
     """A vhost of this test's own: no other test's consumer on message_service's queue."""
-    name = run_name()
-    rabbit_admin.create_vhost(name)
-    yield f"amqp://guest:guest@{RABBIT_HOST}:5672/{name}"
-    rabbit_admin.delete_vhost(name)
+    return own_vhost[1]
 
 
 class MessageProcesses:

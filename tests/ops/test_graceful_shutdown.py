@@ -11,7 +11,7 @@ import common.failpoints
 from common.db import Database
 from common.shutdown import EXIT_ABANDONED, abandon
 from message.service import MessageService
-from tests.fixtures import RABBIT_HOST, run_name
+from tests.fixtures import RABBIT_HOST
 from tests.ops.logs import consumers_now, metrics_url, sample, scrape, waiting_in, worker_lines
 from tests.ops.proxy import TcpProxy, through
 from tests.support import ServiceProcess, rpc_queue, wait_for
@@ -20,12 +20,9 @@ IN_FLIGHT = "nameko_workers_in_flight"
 
 
 @pytest.fixture
-def amqp_uri(rabbit_admin):
+def amqp_uri(own_vhost):
     """A vhost of this test's own: consumers left by earlier tests cannot blur the counts."""
-    name = run_name()
-    rabbit_admin.create_vhost(name)
-    yield f"amqp://guest:guest@{RABBIT_HOST}:5672/{name}"
-    rabbit_admin.delete_vhost(name)
+    return own_vhost[1]
 
 
 def start_receiver(env, log_dir):
