@@ -22,7 +22,6 @@ import time
 import uuid
 from pathlib import Path
 
-import requests
 from kombu import Connection, Consumer, Producer, Queue
 from nameko.standalone.rpc import ClusterRpcProxy
 from rich.console import Console
@@ -30,7 +29,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from bench.pipeline import measure_pipeline, report_pipeline
-from bench.processes import AUTH, MANAGEMENT, ROOT, Process, nameko_run, wait_consumers
+from bench.processes import MANAGEMENT, ROOT, Process, nameko_run, wait_consumers
+from stack.vhost import Vhost
 
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@localhost:5672/")
 PAYLOAD = {"message": "Hello World!!"}
@@ -311,17 +311,9 @@ def main(argv=None) -> int:
 
     previous = args.output / "results.json"
     results = json.loads(previous.read_text()) if previous.exists() else {}
-    vhost = f"bench_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    requests.put(f"{MANAGEMENT}/vhosts/{vhost}", auth=AUTH, timeout=10).raise_for_status()
-    requests.put(
-        f"{MANAGEMENT}/permissions/{vhost}/guest",
-        auth=AUTH,
-        json={"configure": ".*", "write": ".*", "read": ".*"},
-        timeout=10,
-    ).raise_for_status()
-    amqp_uri = AMQP_URI.rstrip("/") + "/" + vhost
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
-    try:
+    with Vhost(AMQP_URI, MANAGEMENT, "bench") as scratch:
+        amqp_uri, vhost = scratch.amqp_uri, scratch.name
         if args.only in (None, "rpc"):
             results.update(measure_rpc_part(amqp_uri, vhost, args, log_dir))
         if args.only in (None, "pipeline"):
@@ -336,8 +328,6 @@ def main(argv=None) -> int:
                     log_dir,
                     progress,
                 )
-    finally:
-        requests.delete(f"{MANAGEMENT}/vhosts/{vhost}", auth=AUTH, timeout=10)
 
     markdown = report(results)
     args.output.mkdir(parents=True, exist_ok=True)

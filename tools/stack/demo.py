@@ -21,13 +21,13 @@ import time
 import uuid
 from pathlib import Path
 
-import requests
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from stack.vhost import Vhost
+
 console = Console(width=None if sys.stdout.isatty() else 140)
-AUTH = ("guest", "guest")
 
 
 def register(subcommands):
@@ -54,28 +54,6 @@ def run(args) -> int:
 
 
 # -- plumbing ------------------------------------------------------------------------------------
-
-
-class Vhost:
-    """A vhost of this demo's own on the broker at AMQP_URI, removed afterwards."""
-
-    def __init__(self, amqp_uri: str, management_url: str):
-        self.name = f"demo_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-        self.management_url = management_url
-        self.amqp_uri = amqp_uri.rstrip("/") + "/" + self.name
-
-    def __enter__(self):
-        requests.put(f"{self.management_url}/vhosts/{self.name}", auth=AUTH, timeout=10).raise_for_status()
-        requests.put(
-            f"{self.management_url}/permissions/{self.name}/guest",
-            auth=AUTH,
-            json={"configure": ".*", "write": ".*", "read": ".*"},
-            timeout=10,
-        ).raise_for_status()
-        return self
-
-    def __exit__(self, *exc_info):
-        requests.delete(f"{self.management_url}/vhosts/{self.name}", auth=AUTH, timeout=10)
 
 
 def shared_broker():
@@ -167,7 +145,7 @@ def concurrency(args):
     ]
     amqp_base, management = shared_broker()
     rows = []
-    with Vhost(amqp_base, management) as vhost, progress() as bar:
+    with Vhost(amqp_base, management, "demo") as vhost, progress() as bar:
         for label, calls, instances, max_workers, expected in runs:
             task = bar.add_task(label, total=calls)
             seconds = time_receivers(args, vhost, management, instances, max_workers, calls, (bar, task))
@@ -183,7 +161,7 @@ def scaling(args):
     work, calls = args.work_seconds, args.calls or 60
     amqp_base, management = shared_broker()
     results = []
-    with Vhost(amqp_base, management) as vhost, progress() as bar:
+    with Vhost(amqp_base, management, "demo") as vhost, progress() as bar:
         for instances in range(1, args.max_instances + 1):
             task = bar.add_task(f"{instances} receiver(s)", total=calls)
             seconds = time_receivers(args, vhost, management, instances, 10, calls, (bar, task))
@@ -241,7 +219,7 @@ def fault_tolerance(args):
     )
     amqp_base, management = shared_broker()
     rows = []
-    with Vhost(amqp_base, management) as vhost, progress() as bar:
+    with Vhost(amqp_base, management, "demo") as vhost, progress() as bar:
         for how, signum in (("kill -9", signal.SIGKILL), ("SIGTERM", signal.SIGTERM)):
             task = bar.add_task(f"{calls} calls, {how} two of three receivers", total=calls)
             env = {"RECEIVER_WORK_SECONDS": str(args.work_seconds), "MAX_WORKERS": "10"}
