@@ -26,7 +26,7 @@ test: install lint test-services
 test-services:
 	tools/test-services
 
-# docker-compose.yml's services as local processes (no Docker): see README "Run it without Docker".
+# docker-compose.yml's services as local processes (no Docker): see docs/running.md.
 # Known vulnerabilities in every installed package (PyPI's advisory data). Needs the PyPI JSON API:
 # --strict fails when a package cannot be checked rather than reporting "no known vulnerabilities".
 audit: install
@@ -37,11 +37,11 @@ run: install
 	AMQP_URI=$(AMQP_URI) $(BIN)/stack up --scale receiver=3
 
 # Every image docker-compose.yml runs, built here with no registry (Debian's packages, a wheelhouse
-# built on the host); what is up to date is skipped. See README "With Docker".
+# built on the host); what is up to date is skipped. See docs/running.md "With Docker".
 images: install
 	$(BIN)/python tools/images.py
 
-# A cold build (the project's images removed first) and a warm one: sizes and times into README.md.
+# A cold build (the project's images removed first) and a warm one: sizes and times into docs/running.md.
 images-report: install
 	$(BIN)/python tools/images.py --measure
 
@@ -50,10 +50,11 @@ up: images
 	docker compose up --scale receiver=3
 
 # The project against bare Nameko and raw kombu on the broker at AMQP_URI (a vhost of its own):
-# prints tables, writes bench/results.md and bench/results.json. See README "Benchmarks".
+# prints tables, writes bench/results.md and bench/results.json (included in docs/benchmarks.md).
 # BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS="--only pipeline --pipeline-rounds 3"`.
 bench: install
 	AMQP_URI=$(AMQP_URI) $(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python tools/docs.py
 
 clean:
 	rm -rf $(VENV) *.sqlite3 .stack
