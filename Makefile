@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := -e libs/common -e services/message -e services/time_consuming -e services/sender -e services/receiver -e .[dev]
 AMQP_URI ?= amqp://guest:guest@localhost:5672/
 
-.PHONY: install test test-services lint run images images-report up bench audit clean
+.PHONY: install test test-fast test-services lint run images images-report up bench audit clean
 
 install: $(VENV)/.installed
 
@@ -20,6 +20,11 @@ lint: install
 
 test: install lint test-services
 	$(BIN)/pytest
+
+# The edit loop: the domain functions on SQLite, worker_factory units and the docs checks; no broker,
+# no database server, nothing started (the `unit` marker).
+test-fast: install
+	$(BIN)/pytest -m unit libs services tests/deploy/test_docs.py
 
 # RabbitMQ (with its management API) and PostgreSQL for the tests: started, installed from Debian's
 # packages or run as containers, whichever this machine allows (see the script).

@@ -34,6 +34,8 @@ NOT_YET_REPLAYED = {
 }
 BLOCKS = [block for page in PAGES for block in console_blocks(page)]
 
+pytestmark = pytest.mark.unit
+
 
 def slug(heading: str) -> str:
     """GitHub's anchor for a heading."""
