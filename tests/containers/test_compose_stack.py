@@ -15,9 +15,9 @@ import requests
 import yaml
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from testkit.processes import BIN, ROOT, wait_for
 from tests.containers.compose_stack import JOBS, SERVICES
 from tests.containers.conftest import MAX_WORKERS, RECEIVER_WORK_SECONDS
-from tests.support import BIN, ROOT, wait_for
 
 _spec = importlib.util.spec_from_file_location("images", ROOT / "tools" / "images.py")
 images = importlib.util.module_from_spec(_spec)

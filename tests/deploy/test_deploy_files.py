@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stack import compose
-from stack.readiness import service_queues
-from tests.support import BIN, ROOT
+from testkit import compose
+from testkit.processes import BIN, ROOT
+from testkit.readiness import service_queues
 
 COMPOSE_BINARY = compose.packaged_binary()
 K8S = ROOT / "deploy" / "k8s"

@@ -10,7 +10,9 @@ each worker has failed to publish its reply more often than stock nameko allows.
 import eventlet
 
 from common.client import call_with_retry
-from tests.support import make_local_stack, rpc_queue, wait_for
+from common.topology import rpc_queue
+from testkit.localstack import make_local_stack
+from testkit.processes import wait_for
 
 CALLS = 10  # 5 straight to the receiver, 5 through sender -> receiver: 10 receiver workers busy
 WORK_SECONDS = "6"  # long enough to see every call in flight (rabbitmqctl) and crash the broker under it

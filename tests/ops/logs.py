@@ -9,7 +9,7 @@ from amqp.exceptions import ChannelError
 from kombu import Connection
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import ServiceProcess, wait_for
+from testkit.processes import ServiceProcess, wait_for
 
 
 def json_lines(process: ServiceProcess) -> list[dict]:

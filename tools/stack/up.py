@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
-from stack.runner import LocalStack, StackError
+from testkit.localstack import LocalStack, StackError
 
 COLOURS = [36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96]
 ACTIONS = ("stop", "kill", "start", "restart")

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 import message.messages
 from message.messages import Base, OutboxEvent, now, prune_sent
 from message.service import MessageService
-from tests.support import wait_for
+from testkit.processes import wait_for
 
 
 def test_an_event_whose_dispatch_fails_after_the_commit_still_gets_out(container_factory, service_config):

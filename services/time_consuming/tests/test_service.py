@@ -12,7 +12,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from common.dead_letters import list_dead_letters, replay_dead_letters
-from tests.support import wait_for
+from testkit.processes import wait_for
 from time_consuming.service import TimeConsumingService
 
 
