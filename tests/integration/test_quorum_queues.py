@@ -1,0 +1,108 @@
+"""Quorum queues with nameko 2.14, on the test broker (RabbitMQ 3.10): what holds.
+
+- RabbitMQ takes a queue's type only from its declaration (`x-queue-type`): no policy sets it.
+- A queue declared quorum refuses nameko's own declaration of it (no `x-queue-type`): so the type
+  cannot be given by nameko-topology alone; the project's entrypoints declare it (`QUEUE_TYPE`).
+- With `QUEUE_TYPE: quorum`, a service's RPC queue, event handler queue, retry queues and the
+  dead-letter queue are quorum queues; RPC, events and a retry through a retry queue (message TTL,
+  dead-lettered back) work on them. RPC reply queues stay classic (one per process, expiring).
+"""
+
+import pytest
+import requests
+from amqp.exceptions import PreconditionFailed
+from kombu import Connection, Queue
+from nameko.rpc import get_rpc_exchange
+from nameko.standalone.events import event_dispatcher
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from common.entrypoints import event_handler, rpc
+from common.topology import declare
+from tests.fixtures import RABBIT_AUTH, RABBIT_MANAGEMENT
+from tests.support import wait_for
+
+HANDLED = []
+
+
+class QuorumProbe:
+    name = "quorum_probe"
+
+    @rpc
+    def ping(self):
+        return "pong"
+
+    @event_handler("quorum_source", "probed")
+    def on_probed(self, number):
+        HANDLED.append(number)
+        if HANDLED.count(number) == 1:
+            raise RuntimeError("the first attempt fails: retried through a retry queue")
+
+
+def queue_types(admin, vhost: str) -> dict[str, str]:
+    return {queue["name"]: queue["type"] for queue in admin.queues(vhost)}
+
+
+@pytest.fixture
+def quorum_config(own_vhost):
+    vhost, amqp_uri = own_vhost
+    return vhost, {
+        "AMQP_URI": amqp_uri,
+        "QUEUE_TYPE": "quorum",
+        "RETRY_DELAYS": "1",
+        "RETRY_MAX_ATTEMPTS": 3,
+        "DEAD_LETTER_QUEUE": "dead-letters",
+    }
+
+
+def test_no_policy_sets_the_queue_type(own_vhost):
+    vhost, _ = own_vhost
+
+    response = requests.put(
+        f"{RABBIT_MANAGEMENT}/policies/{vhost}/quorum",
+        auth=RABBIT_AUTH,
+        json={"pattern": ".*", "definition": {"queue-type": "quorum"}, "apply-to": "queues"},
+        timeout=10,
+    )
+
+    assert response.status_code == 400
+    assert "not recognised policy settings" in response.text
+
+
+def test_a_quorum_queue_refuses_nameko_own_declaration(own_vhost):
+    _, amqp_uri = own_vhost
+    config = {"AMQP_URI": amqp_uri}
+
+    def rpc_queue(**arguments):  # as nameko.rpc.RpcConsumer.setup builds it
+        exchange = get_rpc_exchange(config)
+        return Queue(
+            "rpc-quorum_probe", exchange=exchange, routing_key="quorum_probe.*", durable=True, **arguments
+        )
+
+    with Connection(amqp_uri) as connection:
+        rpc_queue(queue_arguments={"x-queue-type": "quorum"}).bind(connection.default_channel).declare()
+    with Connection(amqp_uri) as connection, pytest.raises(PreconditionFailed, match="x-queue-type"):
+        rpc_queue().bind(connection.default_channel).declare()
+
+
+def test_a_service_runs_on_quorum_queues(container_factory, rabbit_admin, quorum_config):
+    vhost, config = quorum_config
+    HANDLED.clear()
+    declare(config, [QuorumProbe])  # as the topology job does, before the service starts
+    container = container_factory(QuorumProbe, config)
+    container.start()
+
+    with ClusterRpcProxy(config, timeout=10) as cluster_rpc:
+        answer = cluster_rpc.quorum_probe.ping()
+        reply_queues = [name for name in queue_types(rabbit_admin, vhost) if name.startswith("rpc.reply-")]
+    event_dispatcher(config)("quorum_source", "probed", 7)
+    wait_for(lambda: HANDLED == [7, 7], message="the event handled on its retry")
+    types = queue_types(rabbit_admin, vhost)
+
+    assert answer == "pong"
+    assert {name: types[name] for name in types if not name.startswith("rpc.reply-")} == {
+        "rpc-quorum_probe": "quorum",
+        "evt-quorum_source-probed--quorum_probe.on_probed": "quorum",
+        "evt-quorum_source-probed--quorum_probe.on_probed.retry-1s": "quorum",
+        "dead-letters": "quorum",
+    }
+    assert reply_queues and all(types[name] == "classic" for name in reply_queues)
