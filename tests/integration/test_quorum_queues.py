@@ -5,7 +5,8 @@
   cannot be given by nameko-topology alone; the project's entrypoints declare it (`QUEUE_TYPE`).
 - With `QUEUE_TYPE: quorum`, a service's RPC queue, event handler queue, retry queues and the
   dead-letter queue are quorum queues; RPC, events and a retry through a retry queue (message TTL,
-  dead-lettered back) work on them. RPC reply queues stay classic (one per process, expiring).
+  dead-lettered back, at least once) work on them. RPC reply queues stay classic (one per process,
+  expiring).
 """
 
 import pytest
@@ -40,6 +41,10 @@ class QuorumProbe:
 
 def queue_types(admin, vhost: str) -> dict[str, str]:
     return {queue["name"]: queue["type"] for queue in admin.queues(vhost)}
+
+
+def queue_arguments(admin, vhost: str, name: str) -> dict:
+    return next(queue["arguments"] for queue in admin.queues(vhost) if queue["name"] == name)
 
 
 @pytest.fixture
@@ -106,3 +111,9 @@ def test_a_service_runs_on_quorum_queues(container_factory, rabbit_admin, quorum
         "dead-letters": "quorum",
     }
     assert reply_queues and all(types[name] == "classic" for name in reply_queues)
+    retry_arguments = queue_arguments(
+        rabbit_admin, vhost, "evt-quorum_source-probed--quorum_probe.on_probed.retry-1s"
+    )
+    assert (
+        retry_arguments["x-dead-letter-strategy"] == "at-least-once"
+    )  # a retry is never lost on its way back

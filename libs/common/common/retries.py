@@ -72,11 +72,16 @@ def delay_name(delay: float) -> str:
 
 def retry_queue(handler_queue: str, delay: float, config: dict) -> Queue:
     """Holds a retry for `delay` seconds, then hands it back to `handler_queue`."""
+    arguments = durable_queue_arguments(config)
+    if arguments.get("x-queue-type") == "quorum":
+        # A quorum queue dead-letters at most once unless told otherwise: a retry lost between its
+        # queue and the handler's would be an event gone. (reject-publish: what at-least-once needs.)
+        arguments |= {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
     return Queue(
         f"{handler_queue}.retry-{delay_name(delay)}s",
         durable=True,
         queue_arguments={
-            **durable_queue_arguments(config),
+            **arguments,
             "x-message-ttl": int(delay * 1000),
             "x-dead-letter-exchange": "",  # the default exchange: routes by queue name
             "x-dead-letter-routing-key": handler_queue,
