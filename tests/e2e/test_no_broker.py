@@ -4,6 +4,7 @@ Against a real port nothing listens on (free_port), with each command's own envi
 """
 
 import os
+import re
 import subprocess
 
 from stack import compose
@@ -16,6 +17,10 @@ def nowhere() -> tuple[str, str]:
     """An AMQP URI nothing answers, and how the message shows it (no password)."""
     port = free_port()
     return f"amqp://guest:guest@127.0.0.1:{port}/", f"amqp://guest:***@127.0.0.1:{port}/"
+
+
+def any_uri(text: str) -> str:
+    return re.sub(r"amqp://\S+/", "<AMQP_URI>", text)
 
 
 def run(command: list, **env) -> subprocess.CompletedProcess:
@@ -48,6 +53,7 @@ def test_make_run_prints_that_line_and_exits_2():
     # make adds its own line about the failed recipe
     ours, makes = result.stderr.splitlines()
     assert ours == f"stack: no RabbitMQ at {shown} ([Errno 111] Connection refused): {HINT}"
+    assert any_uri(ours) in any_uri((ROOT / "README.md").read_text())  # the README shows this line
     assert makes.startswith("make: *** [Makefile:") and makes.endswith("run] Error 2")
 
 

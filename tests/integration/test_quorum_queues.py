@@ -1,8 +1,9 @@
 """Quorum queues with nameko 2.14, on the test broker (RabbitMQ 3.10): what holds.
 
 - RabbitMQ takes a queue's type only from its declaration (`x-queue-type`): no policy sets it.
-- A queue declared quorum refuses nameko's own declaration of it (no `x-queue-type`): so the type
-  cannot be given by nameko-topology alone; the project's entrypoints declare it (`QUEUE_TYPE`).
+- A queue declared quorum refuses nameko's own declaration of it (no `x-queue-type`), and the other
+  way round: so the type cannot be given by nameko-topology alone; the project's entrypoints
+  declare it (`QUEUE_TYPE`), and switching a broker's queues means deleting them first.
 - With `QUEUE_TYPE: quorum`, a service's RPC queue, event handler queue, retry queues and the
   dead-letter queue are quorum queues; RPC, events and a retry through a retry queue (message TTL,
   dead-lettered back, at least once) work on them. RPC reply queues stay classic (one per process,
@@ -73,20 +74,24 @@ def test_no_policy_sets_the_queue_type(own_vhost):
     assert "not recognised policy settings" in response.text
 
 
-def test_a_quorum_queue_refuses_nameko_own_declaration(own_vhost):
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [({"x-queue-type": "quorum"}, None), (None, {"x-queue-type": "quorum"})],
+    ids=["quorum then nameko's", "nameko's then quorum"],
+)
+def test_a_queue_refuses_a_declaration_of_another_type(own_vhost, first, then):
+    # Hence QUEUE_TYPE in the services' own declarations; and a switch means deleting the queues first.
     _, amqp_uri = own_vhost
     config = {"AMQP_URI": amqp_uri}
 
-    def rpc_queue(**arguments):  # as nameko.rpc.RpcConsumer.setup builds it
-        exchange = get_rpc_exchange(config)
-        return Queue(
-            "rpc-quorum_probe", exchange=exchange, routing_key="quorum_probe.*", durable=True, **arguments
-        )
+    def rpc_queue(arguments):  # as nameko.rpc.RpcConsumer.setup builds it, with `arguments`
+        exchange, routing_key = get_rpc_exchange(config), "quorum_probe.*"
+        return Queue("rpc-quorum_probe", exchange, routing_key, durable=True, queue_arguments=arguments)
 
     with Connection(amqp_uri) as connection:
-        rpc_queue(queue_arguments={"x-queue-type": "quorum"}).bind(connection.default_channel).declare()
+        rpc_queue(first).bind(connection.default_channel).declare()
     with Connection(amqp_uri) as connection, pytest.raises(PreconditionFailed, match="x-queue-type"):
-        rpc_queue().bind(connection.default_channel).declare()
+        rpc_queue(then).bind(connection.default_channel).declare()
 
 
 def test_a_service_runs_on_quorum_queues(container_factory, rabbit_admin, quorum_config):
