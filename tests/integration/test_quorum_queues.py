@@ -74,6 +74,29 @@ def test_no_policy_sets_the_queue_type(own_vhost):
     assert "not recognised policy settings" in response.text
 
 
+def test_rabbitmq_3_10_ignores_a_vhost_default_queue_type(own_vhost, rabbit_admin):
+    version = rabbit_admin.request("GET", "overview")["rabbitmq_version"]
+    if not version.startswith("3.10."):
+        pytest.skip(f"what RabbitMQ 3.10 does; this broker is {version}")
+    vhost, amqp_uri = own_vhost
+    rabbit_admin.request("PUT", f"vhosts/{vhost}", json={"default_queue_type": "quorum"})
+
+    with Connection(amqp_uri) as connection:
+        Queue("plain", durable=True).bind(connection.default_channel).declare()
+
+    assert queue_types(rabbit_admin, vhost)["plain"] == "classic"
+
+
+@pytest.mark.parametrize("options", [{"auto_delete": True}, {"exclusive": True}], ids=str)
+def test_a_quorum_queue_cannot_auto_delete_nor_be_exclusive(own_vhost, options):
+    # as nameko's BROADCAST and SINGLETON handler queues are: those stay classic
+    _, amqp_uri = own_vhost
+    queue = Queue("handler", durable=True, queue_arguments={"x-queue-type": "quorum"}, **options)
+
+    with Connection(amqp_uri) as connection, pytest.raises(PreconditionFailed):
+        queue.bind(connection.default_channel).declare()
+
+
 @pytest.mark.parametrize(
     ("first", "then"),
     [({"x-queue-type": "quorum"}, None), (None, {"x-queue-type": "quorum"})],
