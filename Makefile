@@ -39,7 +39,7 @@ audit: install
 	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
 run: install
-	AMQP_URI=$(AMQP_URI) $(BIN)/stack up --scale receiver=3
+	@AMQP_URI=$(AMQP_URI) $(BIN)/stack up --scale receiver=3
 
 # Every image docker-compose.yml runs, built here with no registry (Debian's packages, a wheelhouse
 # built on the host); what is up to date is skipped. See docs/running.md "With Docker".

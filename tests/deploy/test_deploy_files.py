@@ -181,3 +181,48 @@ def test_env_example_documents_every_compose_default():
     documented = dict(line.split("=", 1) for line in example if line and not line.startswith("#"))
 
     assert documented == defaults
+
+
+def test_the_production_overlay_runs_quorum_queues_on_rabbitmq_4():
+    base, production = kustomize(K8S / "base"), kustomize(K8S / "overlays" / "production")
+    cluster = by_kind(production, "RabbitmqCluster")["rabbitmq"]["spec"]
+    rendered = yaml.safe_dump_all(production)
+
+    assert next(iter(by_kind(base, "ConfigMap").values()))["data"]["QUEUE_TYPE"] == "classic"
+    assert next(iter(by_kind(production, "ConfigMap").values()))["data"]["QUEUE_TYPE"] == "quorum"
+    assert re.fullmatch(r"rabbitmq:4\.\d+-management", cluster["image"])
+    # advice for mirrored classic queues and Mnesia, which RabbitMQ 4.x (Khepri, quorum queues) drops
+    assert "cluster_partition_handling" not in rendered and "ha-mode" not in rendered
+
+
+def warning_filters() -> dict[str, str]:
+    """PYTHONWARNINGS of every application container, in compose and in Kubernetes (base)."""
+    project = compose.load(ROOT / "docker-compose.yml", environ={})
+    filters = {f"compose {s.name}": s.environment.get("PYTHONWARNINGS") for s in project.app_services}
+    config = next(iter(by_kind(kustomize(K8S / "base"), "ConfigMap").values()))
+    return {**filters, "kubernetes": config["data"]["PYTHONWARNINGS"]}
+
+
+def test_warnings_are_filtered_by_module_and_line_not_all_ignored():
+    filters = warning_filters()
+    (value,) = set(filters.values())  # one filter everywhere
+    entries = value.split(",")
+    commands = [
+        ["nameko", "run", "no_such_module"],  # imports eventlet, then stops: no such service
+        ["nameko-topology", "--help"],
+        ["nameko-probe", "--help"],
+        ["nameko-dead-letters", "--help"],
+    ]
+    other_warning = "import warnings; warnings.warn('still shown', DeprecationWarning)"
+
+    def warns(command, warnings: str) -> bool:
+        return "Warning" in run(BIN / command[0], *command[1:], env={"PYTHONWARNINGS": warnings}).stderr
+
+    unfiltered = {command[0]: warns(command, "") for command in commands}
+    filtered = {command[0]: warns(command, value) for command in commands}
+    other = run(BIN / "python", "-c", other_warning, env={"PYTHONWARNINGS": value})
+
+    assert all(entry.startswith("ignore:") and entry.split(":")[3].startswith("nameko.") for entry in entries)
+    assert unfiltered == dict.fromkeys(unfiltered, True)
+    assert filtered == dict.fromkeys(filtered, False)
+    assert "DeprecationWarning: still shown" in other.stderr  # any other warning still shows

@@ -33,6 +33,8 @@ from nameko.constants import (
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
 
+from common.queues import with_queue_type
+
 RETRY_POLICY_CONFIG_KEY = "PUBLISH_RETRY_POLICY"
 
 log = getLogger(__name__)
@@ -79,6 +81,10 @@ class Responder(nameko.rpc.Responder):
 
 
 class RpcConsumer(nameko.rpc.RpcConsumer):
+    def setup(self):
+        super().setup()
+        with_queue_type(self.queue, self.container.config)  # quorum where QUEUE_TYPE says (common.queues)
+
     def handle_result(self, message, result, exc_info):
         # nameko.rpc.RpcConsumer.handle_result, with the publish options given to the Responder
         config = self.container.config

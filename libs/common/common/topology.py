@@ -15,11 +15,12 @@ import sys
 
 from kombu import Queue
 from nameko.cli.run import import_service
-from nameko.constants import AMQP_URI_CONFIG_KEY
+from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY
 from nameko.containers import ServiceContainer
 from nameko.events import BROADCAST, EventHandler
 from nameko.rpc import RPC_QUEUE_TEMPLATE, Rpc
 
+from common.broker import EXIT_NO_BROKER, no_broker_message, unreachable
 from common.config import load_config
 from common.dead_letters import connect, dead_letter_queue
 
@@ -82,6 +83,10 @@ def main(argv=None) -> int:
     sys.path.insert(0, ".")
     config = load_config(args.config)
     services = [cls for module in args.services for cls in import_service(module)]
+    amqp_uri = config[AMQP_URI_CONFIG_KEY]
+    if problem := unreachable(amqp_uri, ssl=config.get(AMQP_SSL_CONFIG_KEY)):
+        print(f"nameko-topology: {no_broker_message(amqp_uri, problem)}", file=sys.stderr)
+        return EXIT_NO_BROKER
     try:
         names = declare(config, services)
     except OSError as error:

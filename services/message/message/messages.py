@@ -16,6 +16,8 @@ from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint, 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from common.contracts import MessageStatus, OutcomeStatus
+from common.db import States
 from common.errors import Conflict, InvalidInput, NotFound
 from common.failpoints import failpoint
 from common.schemas import NewMessage, lookup_key
@@ -26,7 +28,7 @@ UNROUTABLE = Counter(
     "message_outbox_unroutable", "Outbox events the broker routed to no queue: left unsent", ["event_type"]
 )
 
-RECEIVED, PENDING, DONE, FAILED = "received", "pending", "done", "failed"
+RECEIVED, PENDING, DONE, FAILED = MessageStatus
 
 
 class Base(DeclarativeBase):
@@ -44,7 +46,7 @@ class Message(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     message: Mapped[str] = mapped_column(Text)
     payload: Mapped[object | None] = mapped_column(JSON, nullable=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[MessageStatus] = mapped_column(States(MessageStatus))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
@@ -206,7 +208,7 @@ def get_message(session: Session, message_id) -> Message:
 
 # Outcomes only move a message forward: a late `failed` (an earlier attempt's report arriving after
 # a replay succeeded) never overwrites `done`; a replayed message that succeeds goes failed -> done.
-ADVANCES_FROM = {DONE: (PENDING, FAILED), FAILED: (PENDING,)}
+ADVANCES_FROM = {OutcomeStatus.DONE: (PENDING, FAILED), OutcomeStatus.FAILED: (PENDING,)}
 
 
 def record_outcome(session: Session, message_id, status, reason: str | None = None) -> Message:
@@ -217,7 +219,7 @@ def record_outcome(session: Session, message_id, status, reason: str | None = No
         session.execute(
             update(Message)
             .where(Message.id == message_id, Message.status.in_(ADVANCES_FROM[status]))
-            .values(status=status, reason=reason)
+            .values(status=MessageStatus(status), reason=reason)
         )
         return get_message(session, message_id)
 

@@ -5,7 +5,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from common.contracts import HeavyPayloadEvent, event_problem
+from common.contracts import HeavyPayloadEvent, OutcomeStatus, event_problem
 from common.failpoints import failpoint
 from common.retries import Attempt, describe
 from time_consuming.jobs import PENDING, claim_job, record_failed, record_notified, record_uploaded, release
@@ -22,12 +22,12 @@ class GaveUp(Exception):
 @dataclass
 class Outcome:
     message_id: str | None
-    status: str  # "done" or "failed"
+    status: OutcomeStatus
     reason: str | None = None
 
     @property
     def failed(self) -> bool:
-        return self.status == "failed"
+        return self.status == OutcomeStatus.FAILED
 
     def report(self) -> dict:
         """The `payload_processed` event message_service records."""
@@ -52,11 +52,11 @@ def process(event, session, storage, notifier, attempt: Attempt, lease: timedelt
     """
     if reason := invalid_event(event):
         message_id = event.get("message_id") if isinstance(event, dict) else None
-        return Outcome(message_id if isinstance(message_id, str) else None, "failed", reason)
+        return Outcome(message_id if isinstance(message_id, str) else None, OutcomeStatus.FAILED, reason)
     message_id = str(event["message_id"])
     claim = claim_job(session, message_id, f"delivery/{attempt.delivery}", lease)
     if claim is None:
-        return Outcome(message_id, "done")
+        return Outcome(message_id, OutcomeStatus.DONE)
     try:
         key = claim.object_key
         if claim.state == PENDING:
@@ -75,10 +75,10 @@ def process(event, session, storage, notifier, attempt: Attempt, lease: timedelt
             if not getattr(error, "permanent", False):
                 reason = f"gave up after {attempt.number} attempt(s): {reason}"
             record_failed(session, message_id, reason)
-            return Outcome(message_id, "failed", reason)
+            return Outcome(message_id, OutcomeStatus.FAILED, reason)
         try:
             release(session, message_id, claim.owner, describe(error))
         except Exception:  # the database is what failed: the lease expires by itself
             log.warning("could not release job %s", message_id, exc_info=True)
         raise
-    return Outcome(message_id, "done")
+    return Outcome(message_id, OutcomeStatus.DONE)
