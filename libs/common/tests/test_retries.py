@@ -32,6 +32,7 @@ def handler():
     """An EventHandler whose broker side is one Mock, recording publish and ack in order."""
     broker = Mock()
     entrypoint = EventHandler("message_service", "heavy_payload_event")
+    entrypoint.container = Mock(service_name="time_consuming_service")
     entrypoint.queue = Mock()
     entrypoint.queue.name = "evt-q"
     entrypoint.delays = (5, 30)
