@@ -5,6 +5,7 @@ Before test_graceful_stop (files run in name order), which counts the stack's co
 Prometheus container is removed again when this module ends.
 """
 
+import subprocess
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -38,6 +39,10 @@ def prometheus(compose_stack, processed_message):
         yield base
     finally:
         compose_stack.compose("--profile", "observability", "rm", "-sfv", "prometheus", check=False)
+        # `down -v` at the session's end leaves the volumes of services of a profile it was not given
+        subprocess.run(
+            ["docker", "volume", "rm", f"{compose_stack.project}_prometheus-data"], capture_output=True
+        )
 
 
 def ready(base: str) -> bool:
