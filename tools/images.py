@@ -138,6 +138,11 @@ IMAGES = [
         base=os.environ.get("BASE_IMAGE") or f"nameko-reference/python:3.11-{SUITE}",
     ),
 ]
+# Also tagged with their inputs' hash (`<repository>:<hash>`, compose's IMAGE_TAG and
+# RABBITMQ_IMAGE_TAG): tests run exactly what they were built from, even when another checkout builds
+# the same name with other inputs meanwhile.
+BROKER_IMAGE = "nameko-reference/rabbitmq:3.10"
+HASH_TAGGED = (f"{APP_IMAGE}:latest", BROKER_IMAGE)
 CONTEXTS = {
     "nameko-reference/rabbitmq:3.10": IMAGES_DIR / "rabbitmq",
     "nameko-reference/postgres:15": IMAGES_DIR / "postgres",
@@ -166,6 +171,10 @@ def run(*args, log=None, input=None, check=True, **kwargs):
         )
         raise BuildError(f"{' '.join(map(str, args))} exited with {result.returncode}\n{tail}")
     return result
+
+
+def hash_tag(image: str, digest: str) -> str:
+    return f"{image.rsplit(':', 1)[0]}:{digest}"
 
 
 def label_of(image: str) -> str | None:
@@ -303,9 +312,11 @@ def build_rootfs(image: Image, digest: str, log: Path) -> None:
 def build_dockerfile(image: Image, digest: str, log: Path) -> None:
     base_arg = "BASE_IMAGE" if image.name.startswith(APP_IMAGE + ":") else "ROOTFS"
     args = ["--build-arg", f"{base_arg}={image.base}", "--label", f"{LABEL}={digest}", "-t", image.name]
+    if image.name in HASH_TAGGED:
+        args += ["-t", hash_tag(image.name, digest)]
     if image.name.startswith(APP_IMAGE + ":"):
         fill_wheelhouse(log)
-        args += ["-t", f"{APP_IMAGE}:{digest}", "-f", ROOT / "deploy" / "Dockerfile", ROOT]
+        args += ["-f", ROOT / "deploy" / "Dockerfile", ROOT]
     else:
         # a copy of the folder as the build context, plus what is downloaded for it (not in deploy/)
         context = WORK / ("context-" + image.name.split("/")[-1].replace(":", "-"))
@@ -396,7 +407,7 @@ def build_all(out=sys.stdout) -> dict:
             prefix = f"[{number}/{len(IMAGES)}] {image.name:42}"
             started = time.monotonic()
             if label_of(image.name) == digest and (
-                not image.name.startswith(APP_IMAGE + ":") or label_of(f"{APP_IMAGE}:{digest}") == digest
+                image.name not in HASH_TAGGED or label_of(hash_tag(image.name, digest)) == digest
             ):
                 state = "up to date"
             else:
@@ -494,6 +505,10 @@ def app_tag(report: dict) -> str:
     return report[f"{APP_IMAGE}:latest"]["hash"]
 
 
+def broker_tag(report: dict) -> str:
+    return report[BROKER_IMAGE]["hash"]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -506,7 +521,10 @@ def main(argv=None) -> int:
         else:
             started = time.monotonic()
             report = build_all()
-            print(f"images: done in {time.monotonic() - started:.1f} s; application tag {app_tag(report)}")
+            print(
+                f"images: done in {time.monotonic() - started:.1f} s; application tag {app_tag(report)}; "
+                f"broker tag {broker_tag(report)}"
+            )
     except BuildError as error:
         print(f"images: {error}", file=sys.stderr)
         return 1
