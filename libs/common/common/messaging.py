@@ -33,6 +33,7 @@ from nameko.constants import (
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
 
+from common.metrics import PUBLISH_RETRIES
 from common.queues import with_queue_type
 
 RETRY_POLICY_CONFIG_KEY = "PUBLISH_RETRY_POLICY"
@@ -41,6 +42,7 @@ log = getLogger(__name__)
 
 
 def log_retry(exc, interval):
+    PUBLISH_RETRIES.inc()
     log.warning("broker unreachable (%r): publishing again in %ss", exc, interval)
 
 

@@ -36,6 +36,7 @@ from nameko.extensions import DependencyProvider
 
 from common.dead_letters import DeadLetterQueue
 from common.failpoints import failpoint
+from common.metrics import DEAD_LETTERS_PARKED, RETRIES_SCHEDULED
 from common.queues import durable_queue_arguments, with_queue_type
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,7 @@ class EventHandler(nameko.events.EventHandler):
             else:
                 reason = f"gave up after {attempt.number} attempt(s): {describe(error)}"
             self.dead_letters.park(body, reason, self.source_service, self.event_type, queue=self.queue.name)
+            DEAD_LETTERS_PARKED.labels(self.container.service_name, self.queue.name).inc()
             log.warning("parked %s: %s", self.queue.name, reason)
             failpoint("consumer.after_park")
             return
@@ -215,6 +217,7 @@ class EventHandler(nameko.events.EventHandler):
                 DELIVERY_HEADER: attempt.delivery,
             },
         )
+        RETRIES_SCHEDULED.labels(self.container.service_name, self.queue.name).inc()
         log.warning(
             "%s failed (attempt %d of %d), retrying in %gs: %s",
             self.queue.name,

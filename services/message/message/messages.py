@@ -11,8 +11,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from nameko.amqp.publish import UndeliverableMessage
-from prometheus_client import Counter
-from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint, delete, select, update
+from prometheus_client import Counter, Gauge
+from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -26,6 +26,11 @@ from common.tracing import dispatch_with_trace_context, with_trace_context
 log = logging.getLogger(__name__)
 UNROUTABLE = Counter(
     "message_outbox_unroutable", "Outbox events the broker routed to no queue: left unsent", ["event_type"]
+)
+
+OUTBOX_UNSENT = Gauge("message_outbox_unsent", "Outbox events not sent yet (as the relay timer last counted)")
+OUTBOX_OLDEST_UNSENT_AGE = Gauge(
+    "message_outbox_oldest_unsent_age_seconds", "Age of the oldest unsent outbox event; 0 when none"
 )
 
 RECEIVED, PENDING, DONE, FAILED = MessageStatus
@@ -189,6 +194,31 @@ def relay(session: Session, dispatch, limit: int = 100) -> int:
             event.sent_at = now()
             sent += 1
     return sent
+
+
+class OutboxBacklog:
+    """The unsent outbox events as `measure` last counted them (the relay timer calls it, not requests).
+
+    The age of the oldest is worked out when Prometheus scrapes, from when it was created: it grows
+    between two counts, and keeps growing while the database cannot be counted.
+    """
+
+    def __init__(self):
+        self.unsent = 0
+        self.oldest: datetime | None = None
+        OUTBOX_UNSENT.set_function(lambda: self.unsent)
+        OUTBOX_OLDEST_UNSENT_AGE.set_function(self.oldest_age_seconds)
+
+    def measure(self, session: Session) -> None:
+        with session.begin():
+            self.unsent, oldest = session.execute(
+                select(func.count(), func.min(OutboxEvent.created_at)).where(OutboxEvent.sent_at.is_(None))
+            ).one()
+        # SQLite hands back naive UTC
+        self.oldest = oldest.replace(tzinfo=oldest.tzinfo or UTC) if oldest is not None else None
+
+    def oldest_age_seconds(self) -> float:
+        return (now() - self.oldest).total_seconds() if self.oldest is not None else 0.0
 
 
 def prune_sent(session: Session, older_than: timedelta) -> int:

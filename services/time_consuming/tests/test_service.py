@@ -9,12 +9,16 @@ from kombu import Connection, Queue
 from nameko.standalone.events import event_dispatcher, get_event_exchange
 from nameko.standalone.rpc import ClusterRpcProxy
 from nameko.testing.services import entrypoint_waiter
+from prometheus_client import REGISTRY
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from common.dead_letters import list_dead_letters, replay_dead_letters
 from testkit.processes import wait_for
 from time_consuming.service import TimeConsumingService
+
+SERVICE = TimeConsumingService.name
+OUTCOMES = ("done", "already_done", "failed", "retried")
 
 
 @pytest.fixture
@@ -237,6 +241,7 @@ def test_exhausted_attempts_park_the_event_with_its_reason_and_replay_finishes_i
         httpserver.expect_ordered_request("/hook", method="POST").respond_with_data("down", status=502)
     httpserver.expect_ordered_request("/hook", method="POST").respond_with_json({})
     config, dispatch, container = start_service(WEBHOOK_RETRIES=0)
+    counted = Counted()
 
     with handled(container, deliveries=4):
         dispatch({"message_id": "m-down", "payload": {}})
@@ -247,12 +252,40 @@ def test_exhausted_attempts_park_the_event_with_its_reason_and_replay_finishes_i
         "gave up after 4 attempt(s): NotificationError: webhook failed after retries: HTTP 502"
     )
     assert job["state"] == "failed" and job["attempts"] == 4
+    wait_for(lambda: counted.since() == {"retried": 3, "failed": 1, "scheduled": 3, "parked": 1})
 
     with handled(container):
         assert len(replay_dead_letters(config)) == 1
     job = job_state(config, "m-down", states=("notified",))
     assert job["attempts"] == 5 and len(httpserver.log) == 5
     assert list_dead_letters(config) == []
+    assert counted.since() == {"retried": 3, "failed": 1, "scheduled": 3, "parked": 1, "done": 1}
+
+    dispatch({"message_id": "m-down", "payload": {}})  # once more: nothing left to do
+    wait_for(lambda: counted.since().get("already_done") == 1, message="the duplicate counted")
+    assert len(httpserver.log) == 5
+
+
+class Counted:
+    """The Prometheus counters (this process's registry) of what the service did since it was made."""
+
+    QUEUE = "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
+    SAMPLES = {
+        **{outcome: ("time_consuming_jobs_total", {"outcome": outcome}) for outcome in OUTCOMES},
+        "scheduled": ("nameko_event_retries_scheduled_total", {"service": SERVICE, "queue": QUEUE}),
+        "parked": ("nameko_dead_letters_parked_total", {"service": SERVICE, "queue": QUEUE}),
+    }
+
+    def __init__(self):
+        self.before = self.now()
+
+    def now(self) -> dict:
+        return {key: REGISTRY.get_sample_value(*sample) or 0 for key, sample in self.SAMPLES.items()}
+
+    def since(self) -> dict:
+        return {
+            key: value - self.before[key] for key, value in self.now().items() if value != self.before[key]
+        }
 
 
 def test_the_upload_is_recorded_and_no_transaction_waits_on_the_webhook(start_service):
