@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := -e libs/common -e services/message -e services/time_consuming -e services/sender -e services/receiver -e .[dev]
 AMQP_URI ?= amqp://guest:guest@localhost:5672/
 
-.PHONY: install test test-services lint run images images-report up bench audit clean
+.PHONY: install test test-services lint run images images-report up bench load audit clean
 
 install: $(VENV)/.installed
 
@@ -54,6 +54,17 @@ up: images
 # BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS="--only pipeline --pipeline-rounds 3"`.
 bench: install
 	AMQP_URI=$(AMQP_URI) $(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# Locust, headless, against the running stack (`make up` or `make run`): HTTP and RPC users, CSV and
+# HTML report in LOAD_REPORT, a summary table at the end. See README "Load".
+LOAD_USERS ?= 10
+LOAD_SPAWN_RATE ?= 5
+LOAD_DURATION ?= 30s
+LOAD_HOST ?= http://127.0.0.1:8000
+LOAD_REPORT ?= build/load
+load: install
+	AMQP_URI=$(AMQP_URI) $(BIN)/python -m load.run --users $(LOAD_USERS) --spawn-rate $(LOAD_SPAWN_RATE) \
+		--duration $(LOAD_DURATION) --host $(LOAD_HOST) --report $(LOAD_REPORT) $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) *.sqlite3 .stack
