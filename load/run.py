@@ -1,12 +1,13 @@
 """`make load`: Locust headless against a running stack, its CSV and HTML report, a summary table.
 
     python -m load.run --users 10 --spawn-rate 5 --duration 30s \\
-        --host http://127.0.0.1:8000 --report build/load [--docs README.md]
+        --host http://127.0.0.1:8000 --report build/load [--results load/results.md]
 
 The RPC user reads the broker from `AMQP_URI`. Locust prints its statistics every few seconds while
 it runs (the progress); at the end this prints one table per request name from Locust's own CSV.
-Exit status: Locust's (1 when any request failed). `--docs FILE` writes the run's table between the
-`load:begin` / `load:end` markers of FILE: the figures in the README come from a real run.
+Exit status: Locust's (1 when any request failed). `--results FILE` writes the run's table there
+as Markdown (only when no request failed): docs/load.md includes load/results.md (tools/docs.py),
+so the figures the docs show come from a real run.
 """
 
 import argparse
@@ -20,7 +21,6 @@ from pathlib import Path
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 CSV_PREFIX = "load"
-BEGIN, END = "<!-- load:begin (python -m load.run --docs) -->", "<!-- load:end -->"
 HEADERS = ("type", "name", "requests", "failures", "median ms", "95% ms", "99% ms", "max ms", "req/s")
 
 
@@ -94,24 +94,20 @@ def table(rows: list[dict], markdown: bool = False) -> str:
     )
 
 
-def write_docs(path: Path, args, rows: list[dict]) -> None:
+def write_results(path: Path, args, rows: list[dict]) -> None:
     total = rows[-1]
-    load = os.getloadavg()[0]
-    text = path.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"load: {path} has no {BEGIN} ... {END} markers")
     figures = (
-        f"A run on this {os.cpu_count()}-core machine ({datetime.now(UTC):%Y-%m-%d}, Python "
-        f"{platform.python_version()}, load average {load:.1f} at the end, other work included): "
-        f"`make load LOAD_USERS={args.users} LOAD_DURATION={args.duration}` against {args.against}, "
-        f"{total['requests']} requests, {total['failures']} failures.\n\n"
-        f"{table(rows, markdown=True)}\n\nResponse times in ms. They depend on the machine and on what "
-        "else runs on it: read them as an example of the report, not as a benchmark (`make bench`)."
+        f"# make load: a real run\n\n"
+        f"Written by `load/run.py --results` at the end of the run: {os.cpu_count()} cores, "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, Python {platform.python_version()}, load average "
+        f"{os.getloadavg()[0]:.1f} at the end (other work included). `--users {args.users} --spawn-rate "
+        f"{args.spawn_rate:g} --duration {args.duration}` against {args.against}: {total['requests']} "
+        f"requests, {total['failures']} failures.\n\n{table(rows, markdown=True)}\n\nResponse times in "
+        "ms. They depend on the machine and on what else runs on it: an example of the report, not a "
+        "benchmark (that is `make bench`).\n"
     )
-    before, rest = text.split(BEGIN, 1)
-    after = rest.split(END, 1)[1]
-    path.write_text(f"{before}{BEGIN}\n{figures}\n{END}{after}")
-    print(f"load: the table written into {path}")
+    path.write_text(figures)
+    print(f"load: the summary written to {path} (python tools/docs.py puts it in the docs)")
 
 
 def main(argv=None) -> int:
@@ -121,8 +117,8 @@ def main(argv=None) -> int:
     parser.add_argument("--duration", default="30s", help="Locust's --run-time: 30s, 2m, 1h30m (default 30s)")
     parser.add_argument("--host", default="http://127.0.0.1:8000", help="message_service's HTTP interface")
     parser.add_argument("--report", default="build/load", help="folder for the CSV files and report.html")
-    parser.add_argument("--docs", type=Path, help="write the summary table into this file's load markers")
-    parser.add_argument("--against", default="the running stack", help="what the run was against (--docs)")
+    parser.add_argument("--results", type=Path, help="write the summary as Markdown to this file")
+    parser.add_argument("--against", default="the running stack", help="what it ran against (--results)")
     args = parser.parse_args(argv)
 
     Path(args.report).mkdir(parents=True, exist_ok=True)
@@ -138,8 +134,8 @@ def main(argv=None) -> int:
         return status or 1
     rows = read_stats(Path(args.report))
     print(f"\nload: summary ({args.report}/report.html, {args.report}/{CSV_PREFIX}_*.csv)\n{table(rows)}")
-    if args.docs and status == 0:
-        write_docs(args.docs, args, rows)
+    if args.results and status == 0:
+        write_results(args.results, args, rows)
     return status
 
 

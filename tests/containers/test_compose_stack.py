@@ -171,7 +171,7 @@ def test_settings_pass_through_from_the_shell(compose_stack):
         env = dict(item.split("=", 1) for item in container["Config"]["Env"])
         assert (env["RECEIVER_WORK_SECONDS"], env["MAX_WORKERS"]) == (RECEIVER_WORK_SECONDS, MAX_WORKERS)
     for container in compose_stack.containers():
-        if container["Config"]["Cmd"][:2] == ["nameko", "run"]:
+        if (container["Config"]["Cmd"] or [])[:2] == ["nameko", "run"]:
             env = dict(item.split("=", 1) for item in container["Config"]["Env"])
             tracing = (env["OTEL_TRACES_SAMPLER_ARG"], env["OTEL_EXPORTER_OTLP_ENDPOINT"])
             assert tracing == (OTEL_TRACES_SAMPLER_ARG, ""), container["Name"]
