@@ -1,6 +1,6 @@
 """Load against a running stack: an HTTP user and an RPC user, both in Locust's statistics.
 
-    make load LOAD_USERS=20 LOAD_DURATION=1m     # headless; see load/run.py and README "Load"
+    make load LOAD_USERS=20 LOAD_DURATION=1m     # headless; see load/run.py and docs/load.md
 
 HttpUser: `POST /messages` (a message with a payload: the whole flow runs behind it), then
 `GET /messages/<id>` of it, against `--host` (message_service's HTTP interface).

