@@ -168,7 +168,7 @@ def project_files(*paths: str) -> list[Path]:
 
 def app_files() -> list[Path]:
     return [ROOT / "deploy" / "Dockerfile", ROOT / ".dockerignore"] + project_files(
-        "constraints.txt", "libs/common", "services", "deploy/cron/yacron.yaml", "load"
+        "constraints.txt", "libs/common", "services", "deploy/cron/yacron.yaml", "load/*.py"
     )
 
 
