@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := -e libs/common -e libs/testing -e services/message -e services/time_consuming -e services/sender -e services/receiver -e .[dev]
 AMQP_URI ?= amqp://guest:guest@localhost:5672/
 
-.PHONY: install test test-fast test-services lint run images images-report up bench audit clean
+.PHONY: install test test-fast test-services lint run images images-report up bench load audit clean
 
 install: $(VENV)/.installed
 
@@ -60,6 +60,17 @@ up: images
 bench: install
 	AMQP_URI=$(AMQP_URI) $(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python tools/docs.py
+
+# Locust, headless, against the running stack (`make up` or `make run`): HTTP and RPC users, CSV and
+# HTML report in LOAD_REPORT, a summary table at the end. See docs/load.md.
+LOAD_USERS ?= 10
+LOAD_SPAWN_RATE ?= 5
+LOAD_DURATION ?= 30s
+LOAD_HOST ?= http://127.0.0.1:8000
+LOAD_REPORT ?= build/load
+load: install
+	AMQP_URI=$(AMQP_URI) $(BIN)/python -m load.run --users $(LOAD_USERS) --spawn-rate $(LOAD_SPAWN_RATE) \
+		--duration $(LOAD_DURATION) --host $(LOAD_HOST) --report $(LOAD_REPORT) $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) *.sqlite3 .stack

