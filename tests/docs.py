@@ -23,25 +23,26 @@ class ConsoleBlock:
     @property
     def commands(self) -> list[str]:
         """Each `$ ` command, continuation lines joined."""
-        commands, joined = [], ""
-        for line in self.text.splitlines():
-            if joined or line.startswith("$ "):
-                joined += line.removeprefix("$ ").rstrip("\\").strip() + " "
-                if not line.rstrip().endswith("\\"):
-                    commands.append(joined.strip())
-                    joined = ""
-        return commands
+        return [command for command, _ in self.steps]
 
     @property
     def output(self) -> list[str]:
-        """The lines that are not commands: what the block claims a command prints."""
-        lines, continued = [], False
+        """The lines that are not commands: what the block claims its commands print."""
+        return [line for _, printed in self.steps for line in printed]
+
+    @property
+    def steps(self) -> list[tuple[str, list[str]]]:
+        """[(command, the lines it prints)], in the block's order."""
+        steps, continued = [], False
         for line in self.text.splitlines():
-            if line.startswith("$ ") or continued:
-                continued = line.rstrip().endswith("\\")
-                continue
-            lines.append(line)
-        return lines
+            if continued:
+                steps[-1] = (steps[-1][0] + " " + line.rstrip("\\").strip(), [])
+            elif line.startswith("$ "):
+                steps.append((line[2:].rstrip("\\").strip(), []))
+            else:
+                steps[-1][1].append(line)
+            continued = line.rstrip().endswith("\\")
+        return steps
 
     @property
     def replayed_by(self) -> str | None:
