@@ -24,7 +24,6 @@ NOT_YET_REPLAYED = {
     ("docs/experiments.md", "$ .venv/bin/stack demo fault-tolerance"),
     ("docs/experiments.md", "$ .venv/bin/stack demo broker-restart"),
     ("docs/experiments.md", "$ .venv/bin/stack demo broker-outage"),
-    ("docs/operations.md", '$ curl -s localhost:35079/metrics | grep -E "^nameko_" | gre'),
     ("docs/running.md", "$ .venv/bin/stack up --scale receiver=3      # what `make ru"),
     ("docs/running.md", "$ .venv/bin/stack ps"),
     ("docs/running.md", "$ .venv/bin/stack cron                     # the compose cro"),

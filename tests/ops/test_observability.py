@@ -12,6 +12,7 @@ from common.errors import InvalidInput
 from common.topology import rpc_queue
 from testkit.processes import ServiceProcess, free_port, wait_for
 from testkit.rabbit import HEAVY_PAYLOAD_QUEUE
+from tests.docs import replayed_blocks
 from tests.ops.logs import consumers_now, json_lines, metrics_url, sample, scrape, worker_lines
 
 SERVICES = ("message", "time_consuming", "sender", "receiver")
@@ -157,3 +158,33 @@ def test_metrics_count_calls_outcomes_and_latency(stack, amqp_uri):
     assert sample(after, "nameko_entrypoint_latency_seconds_bucket", **labels, le="+Inf") >= 5
     assert sample(after, "nameko_workers_in_flight", service="receiver_service") == 0
     assert sample(after_message, "nameko_entrypoint_errors_total", **rejected) == 0
+
+
+def test_the_docs_metrics_excerpt_is_what_a_receiver_serves_after_3_calls(own_vhost, postgres, tmp_path):
+    (block,) = replayed_blocks("tests/ops/test_observability.py")
+    _, amqp_uri = own_vhost
+    port = free_port()
+    receiver = ServiceProcess(
+        "receiver", {"AMQP_URI": amqp_uri, "DATABASE_URL": postgres(), "METRICS_PORT": str(port)}, tmp_path
+    )
+    try:
+        wait_for(lambda: consumers_now(amqp_uri, rpc_queue("receiver_service")), timeout=60, message="ready")
+        with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30) as cluster_rpc:
+            for number in range(3):
+                cluster_rpc.receiver_service.receive_event({"message": f"call {number}"})
+        printed = subprocess.run(
+            ["bash", "-c", block.commands[0].replace("localhost:35079", f"127.0.0.1:{port}")],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.splitlines()
+    finally:
+        receiver.stop()
+
+    # the same series, each with the same value, but for the two that are timings
+    assert [as_compared(line) for line in printed] == [as_compared(line) for line in block.output]
+
+
+def as_compared(line: str) -> str:
+    series, value = line.rsplit(" ", 1)
+    return f"{series} <seconds>" if "_sum{" in series or 'le="0.05"' in series else line
