@@ -1,16 +1,19 @@
 """`stack up`, and `stack ps|stop|kill|start|restart NAME` to act on one instance of a running `stack up`.
 
 `stack up` keeps its state in `.stack/` next to the compose file: `logs/<instance>.log`,
-`state.json` (what runs where), and `control/`, where the other commands drop requests that
-`stack up` carries out (so a stopped instance is known to be stopped on purpose and not restarted).
+`state.json` (what runs where, for `stack ps`) and `control.sock`, a Unix socket on which it takes
+one line (`stop receiver-2`) and answers one JSON line. The commands go through `stack up` rather
+than signalling the instance's pid themselves because only `stack up` applies the restart policy:
+an instance stopped on purpose must stay down, one that died must come back, and a signal alone
+does not say which (compose asks its engine for the same reason).
 """
 
 import json
 import os
 import signal
+import socket
 import sys
 import time
-import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -103,10 +106,7 @@ def run_up(args) -> int:
     if running:
         print(f"stack: `stack up` is already running here (pid {running}); see `stack ps`", file=sys.stderr)
         return 2
-    control = directory / "control"
-    control.mkdir(parents=True, exist_ok=True)
-    for stale in control.iterdir():
-        stale.unlink()
+    directory.mkdir(parents=True, exist_ok=True)
     try:
         stack = LocalStack(
             args.compose_file,
@@ -153,6 +153,7 @@ def run_up(args) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
+    control = open_control(directory / "control.sock")
     stack.start()
     for name, instance in stack.instances.items():
         web = f"  http://{instance.web_address}" if instance.web_address else ""
@@ -175,9 +176,7 @@ def run_up(args) -> int:
                     ready.add(name)
                     ready_pids[name] = instance.pid
                     print(f"stack: {name} ready", flush=True)
-            for request in sorted(control.iterdir()):
-                if not request.name.endswith(".done"):
-                    handle_request(stack, request)
+            answer_requests(stack, control)
         if stopping and not announced:
             announced = True
             print("stack: stopping gracefully (SIGTERM to every instance; Ctrl-C again to kill)", flush=True)
@@ -195,14 +194,38 @@ def run_up(args) -> int:
         printer.follow(name, instance.log_path)
     codes = {name: instance.exit_code for name, instance in stack.instances.items()}
     print("stack: exit codes " + ", ".join(f"{name}={code}" for name, code in codes.items()), flush=True)
+    control.close()
+    (directory / "control.sock").unlink(missing_ok=True)
     state_path.unlink(missing_ok=True)
     return 0 if stopping else 1
 
 
-def handle_request(stack: LocalStack, request: Path) -> None:
-    """A request file is named `<id>_<action>_<instance>`; the answer is written back into it."""
-    _, action, name = request.name.split("_", 2)
-    request.unlink()
+def open_control(path: Path) -> socket.socket:
+    path.unlink(missing_ok=True)  # left by a `stack up` that was killed (read_state saw it is gone)
+    control = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    control.bind(str(path))
+    control.listen()
+    control.setblocking(False)  # polled by the supervision loop between its other chores
+    return control
+
+
+def answer_requests(stack: LocalStack, control: socket.socket) -> None:
+    """Each waiting request is one line, `<action> <instance or service>`; the answer one JSON line."""
+    while True:
+        try:
+            client, _ = control.accept()
+        except BlockingIOError:
+            return
+        with client:
+            client.setblocking(True)
+            client.settimeout(5)
+            action, _, name = client.makefile().readline().strip().partition(" ")
+            answer = carry_out(stack, action, name)
+            print(f"stack: {action} {name}: {answer.get('result', answer.get('error'))}", flush=True)
+            client.sendall(json.dumps(answer).encode() + b"\n")
+
+
+def carry_out(stack: LocalStack, action: str, name: str) -> dict:
     try:
         if action == "stop":
             result = stack.stop(name)
@@ -210,32 +233,26 @@ def handle_request(stack: LocalStack, request: Path) -> None:
             result = stack.kill(name)
         elif action == "start":
             result = {i.name: f"pid {i.pid}" for i in stack.start(name)}
-        else:
+        elif action == "restart":
             result = {i.name: f"pid {i.pid}" for i in stack.restart(name)}
-        answer = {"ok": True, "result": result}
+        else:
+            return {"ok": False, "error": f"unknown action {action!r}"}
     except StackError as error:
-        answer = {"ok": False, "error": str(error)}
-    print(f"stack: {action} {name}: {answer.get('result', answer.get('error'))}", flush=True)
-    # Written beside the control folder, then renamed in: the waiting command never reads half an answer.
-    partial = request.parent.parent / f"{request.name}.partial"
-    partial.write_text(json.dumps(answer))
-    partial.replace(request.with_name(f"{request.name}.done"))
+        return {"ok": False, "error": str(error)}
+    return {"ok": True, "result": result}
 
 
 def run_action(args) -> int:
     read_state(args.state_dir)
-    control = args.state_dir / "control"
-    request = control / f"{uuid.uuid4().hex[:8]}_{args.command}_{args.name}"
-    request.write_text("")
-    done = request.with_name(f"{request.name}.done")
-    deadline = time.monotonic() + args.timeout + 15
-    while not done.exists():
-        if time.monotonic() > deadline:
-            print(f"stack: `stack up` did not answer the {args.command} request", file=sys.stderr)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(args.timeout + 15)  # a graceful stop takes up to its timeout
+        try:
+            connection.connect(str(args.state_dir / "control.sock"))
+            connection.sendall(f"{args.command} {args.name}\n".encode())
+            answer = json.loads(connection.makefile().readline())
+        except (OSError, ValueError) as error:
+            print(f"stack: `stack up` did not answer the {args.command} request ({error})", file=sys.stderr)
             return 1
-        time.sleep(0.05)
-    answer = json.loads(done.read_text())
-    done.unlink()
     if not answer["ok"]:
         print(f"stack: {answer['error']}", file=sys.stderr)
         return 1
