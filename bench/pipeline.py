@@ -7,7 +7,7 @@ databases (SQLite files in a temp dir, or PostgreSQL databases created here and 
 bench's S3 server (SeaweedFS, the image `make images` builds; moto's server when Docker cannot run
 it) and a webhook sink in this process on loopback, counting notifications by their Idempotency-Key,
 that answers after `webhook_delay` (0 for the cost rows; a remote webhook's latency for the
-scale-out rows, where the work is I/O-bound). After one warm-up message (not counted), `messages`
+scale-out rows, where the work is I/O-bound). After warm-up messages (two per time_consuming instance, not counted), `messages`
 messages with payloads go to `receive_message`, `in_flight` at a time, timed from the first call
 until `get_message` says every one is `done`. Each round runs every setup, in an order rotated by
 one from the round before, so drift hits every setup alike; figures are medians over rounds.
@@ -210,12 +210,18 @@ def purge_event_queues(vhost: str):
             requests.delete(f"{MANAGEMENT}/queues/{vhost}/{queue['name']}/contents", auth=AUTH, timeout=10)
 
 
-def warm_up(message_service, sink, timeout=60):
-    """One message through the whole flow first: both processes' connections opened, code loaded."""
-    id_ = message_service.receive_message({"message": "warm-up", "payload": {}})["id"]
+def warm_up(message_service, sink, instances, timeout=60):
+    """Messages through the whole flow first, two per time_consuming instance (the broker hands them
+    out in turn): every process's connections opened, code loaded, first queries compiled."""
+    replies = [
+        message_service.receive_message.call_async({"message": "warm-up", "payload": {}})
+        for _ in range(2 * instances)
+    ]
     deadline = time.perf_counter() + timeout
-    while message_service.get_message(id_)["status"] == "pending" and time.perf_counter() < deadline:
-        time.sleep(POLL_SECONDS)
+    for reply in replies:
+        id_ = reply.result()["id"]
+        while message_service.get_message(id_)["status"] == "pending" and time.perf_counter() < deadline:
+            time.sleep(POLL_SECONDS)
     sink.keys.clear()
 
 
@@ -339,7 +345,7 @@ def run_once(setup: Setup, amqp_uri, vhost, in_flight, timeout, log_dir, sink, s
             wait_consumers(vhost, [implementation.work_queue], minimum=setup.instances)
             with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster:
                 message_service = getattr(cluster, implementation.rpc_queue.removeprefix("rpc-"))
-                warm_up(message_service, sink)
+                warm_up(message_service, sink, setup.instances)
                 seconds, records = send_and_wait(message_service, setup.messages, in_flight, timeout, advance)
             alive = all(process.alive() for process in processes)
             rss = {process.name: process.rss_mib() for process in processes if process.alive()}
@@ -529,7 +535,7 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
     lines += [
         "",
         f"{settings['messages']} messages with payloads per run, {settings['in_flight']} `receive_message` "
-        "calls in flight, after one warm-up message; every run with fresh databases, its services as "
+        "calls in flight, after two warm-up messages per time_consuming instance; every run with fresh databases, its services as "
         f"`nameko run` processes, S3: {settings['s3']}, a webhook on loopback answering at once. "
         "messages/s: from the first call until every message is `done`; time-to-done: message_service's "
         "`created_at` to `updated_at`, all rounds pooled. Bare: bench/bare_pipeline.py (no outbox, no "

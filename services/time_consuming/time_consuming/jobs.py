@@ -20,7 +20,7 @@ from sqlalchemy import DateTime, Integer, String, Text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from common.schemas import lookup_key
+from common.keys import lookup_key
 
 PENDING, UPLOADED, NOTIFIED, FAILED = "pending", "uploaded", "notified", "failed"
 
