@@ -7,10 +7,11 @@ databases (SQLite files in a temp dir, or PostgreSQL databases created here and 
 bench's S3 server (SeaweedFS, the image `make images` builds; moto's server when Docker cannot run
 it) and a webhook sink in this process on loopback, counting notifications by their Idempotency-Key,
 that answers after `webhook_delay` (0 for the cost rows; a remote webhook's latency for the
-scale-out rows, where the work is I/O-bound). After warm-up messages (two per time_consuming instance, not counted), `messages`
-messages with payloads go to `receive_message`, `in_flight` at a time, timed from the first call
-until `get_message` says every one is `done`. Each round runs every setup, in an order rotated by
-one from the round before, so drift hits every setup alike; figures are medians over rounds.
+scale-out rows, where the work is I/O-bound). After warm-up messages (two per time_consuming
+instance, not counted), `messages` messages with payloads go to `receive_message`, `in_flight` at
+a time, timed from the first call until `get_message` says every one is `done`. Each round runs
+every setup, in an order rotated by one from the round before, so drift hits every setup alike;
+figures are medians over rounds.
 """
 
 import collections
@@ -535,7 +536,8 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
     lines += [
         "",
         f"{settings['messages']} messages with payloads per run, {settings['in_flight']} `receive_message` "
-        "calls in flight, after two warm-up messages per time_consuming instance; every run with fresh databases, its services as "
+        "calls in flight, after two warm-up messages per time_consuming instance; every run with fresh "
+        "databases, its services as "
         f"`nameko run` processes, S3: {settings['s3']}, a webhook on loopback answering at once. "
         "messages/s: from the first call until every message is `done`; time-to-done: message_service's "
         "`created_at` to `updated_at`, all rounds pooled. Bare: bench/bare_pipeline.py (no outbox, no "

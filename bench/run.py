@@ -34,12 +34,13 @@ from bench.floors import measure_floors
 from bench.memory import measure_imports, report_memory
 from bench.pipeline import free_port, measure_pipeline, plot_scale_out, report_pipeline
 from bench.processes import MANAGEMENT, ROOT, Process, nameko_run, wait_consumers
+from bench.profile import profiled, py_spy_works, report_profile
 from stack.vhost import Vhost
 
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@localhost:5672/")
 PAYLOAD = {"message": "Hello World!!"}
 console = Console(width=None if sys.stdout.isatty() else 150)
-PARTS = ("rpc", "pipeline", "imports")
+PARTS = ("rpc", "pipeline", "imports", "profile")
 README = ROOT / "README.md"
 BEGIN, END = "<!-- bench:begin (make bench writes this from bench/results.md) -->", "<!-- bench:end -->"
 
@@ -191,6 +192,8 @@ def report(results) -> str:
         and "implementation" in next(iter(results["pipeline"]["summary"].values()))
     ):
         lines += report_pipeline(results["pipeline"], results.get("floors"))
+    if "profile" in results:
+        lines += report_profile(results["profile"])
     if "rss_mib" in results:
         lines += report_memory(
             results["rss_mib"], pipeline_rss(results.get("pipeline")), results.get("imports")
@@ -393,6 +396,52 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
     return {"settings": settings, "rpc": rpc, "events": events, "rss_mib": memory}
 
 
+def measure_profile_part(amqp_uri, vhost, args, log_dir) -> dict:
+    """The receiver and the bare echo, each under py-spy while it takes pipelined calls."""
+    env = {
+        "AMQP_URI": amqp_uri,
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": f"sqlite:///{log_dir}/receiver-profiled.sqlite3",
+    }
+    sides = {
+        "receiver, events with ids": (
+            ["--config", "services/receiver/config.yaml", "receiver.service"],
+            "receiver_service",
+            "receive_event",
+            payload_with_id,
+        ),
+        "bare nameko echo": (
+            ["--config", "bench/config.yaml", "bench.services:EchoService"],
+            "echo_service",
+            "echo",
+            same_payload,
+        ),
+    }
+    targets = {}
+    with Progress(console=console) as progress:
+        task = progress.add_task("profiles (py-spy)", total=len(sides))
+        for label, (argv, service, method, payload) in sides.items():
+
+            def load(seconds, label=label, service=service, method=method, payload=payload):
+                target = NamekoTarget(label, service, method, amqp_uri, payload=payload)
+                try:
+                    target.pipelined(100)  # warm-up, not counted
+                    calls, deadline = 0, time.monotonic() + seconds
+                    while time.monotonic() < deadline:
+                        target.pipelined(100)
+                        calls += 100
+                    return calls
+                finally:
+                    target.close()
+
+            name = service.removesuffix("_service")
+            targets[label] = profiled(
+                name, argv, env, log_dir, vhost, f"rpc-{service}", load, args.profile_seconds
+            )
+            progress.advance(task)
+    return {"seconds": args.profile_seconds, "targets": targets}
+
+
 def wait_for_exports(port, timeout=15) -> int:
     deadline = time.monotonic() + timeout
     exports = 0
@@ -410,7 +459,8 @@ def main(argv=None) -> int:
         "--only",
         choices=PARTS,
         help="run one part (rpc: RPC round trips, events, memory; pipeline: the pipeline and the floors; "
-        "imports: import costs); the other parts' last results are kept",
+        "imports: import costs; profile: py-spy of the receiver and the echo); the other parts' last "
+        "results are kept",
     )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--sequential", type=int, default=200)
@@ -427,6 +477,9 @@ def main(argv=None) -> int:
         "--pipeline-timeout", type=float, default=180, help="seconds a pipeline run may take before it is cut"
     )
     parser.add_argument("--floor-count", type=int, default=500, help="operations per floor measurement")
+    parser.add_argument(
+        "--profile-seconds", type=int, default=15, help="seconds of load per profiled process"
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench")
     args = parser.parse_args(argv)
 
@@ -444,6 +497,11 @@ def main(argv=None) -> int:
                     amqp_uri, args.pipeline_rounds, args.floor_count, log_dir, progress
                 )
                 results["pipeline"] = measure_pipeline(amqp_uri, vhost, args, log_dir, progress)
+        if args.only in (None, "profile"):
+            if py_spy_works():
+                results["profile"] = measure_profile_part(amqp_uri, vhost, args, log_dir)
+            else:
+                console.print("profile: skipped, py-spy does not run here")
         if args.only in (None, "imports"):
             with Progress(console=console) as progress:
                 results["imports"] = measure_imports(args.pipeline_rounds, progress)
