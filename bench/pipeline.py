@@ -128,6 +128,7 @@ def setups(messages: int, scale_messages: int, webhook_delay: float) -> list[Set
     return cost + scale_out
 
 
+PLOT = "pipeline-scale-out.png"  # written beside results.md
 POLL_SECONDS = 0.05  # between two get_message calls on a message still pending
 
 
@@ -565,8 +566,10 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
         "",
         f"{settings['scale_messages']} messages per run, PostgreSQL; each time_consuming instance is a "
         "`nameko run` process with nameko's default 10 workers; efficiency: messages/s over instances "
-        "times the 1-instance rate (target: 85% or more at 4 instances). Plot: "
-        "[pipeline-scale-out.png](pipeline-scale-out.png).",
+        "times the 1-instance rate (target: 85% or more at 4 instances).",
+        "",
+        # relative to bench/ and to docs/ alike: results.md is included in docs/benchmarks.md
+        f"![pipeline scale-out](../bench/{PLOT})",
     ]
     if floors:
         lines += [

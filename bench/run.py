@@ -32,7 +32,7 @@ from rich.table import Table
 
 from bench.floors import measure_floors
 from bench.memory import measure_imports, report_memory
-from bench.pipeline import free_port, measure_pipeline, plot_scale_out, report_pipeline
+from bench.pipeline import PLOT, free_port, measure_pipeline, plot_scale_out, report_pipeline
 from bench.processes import MANAGEMENT, ROOT, Process, nameko_run, wait_consumers
 from bench.profile import profiled, py_spy_works, report_profile
 from stack.vhost import Vhost
@@ -41,8 +41,6 @@ AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@localhost:5672/")
 PAYLOAD = {"message": "Hello World!!"}
 console = Console(width=None if sys.stdout.isatty() else 150)
 PARTS = ("rpc", "pipeline", "imports", "profile")
-README = ROOT / "README.md"
-BEGIN, END = "<!-- bench:begin (make bench writes this from bench/results.md) -->", "<!-- bench:end -->"
 
 
 def same_payload():
@@ -184,6 +182,17 @@ def ratio(value, baseline):
 def report(results) -> str:
     """The results' markdown: the parts results.json holds (a part run alone keeps the others')."""
     lines = ["# Benchmark results"]
+    durations = results.get("durations_s", {})
+    if durations:
+        lines += [
+            "",
+            "How long `make bench` took here: "
+            + "; ".join(
+                f"{'the whole run' if part == 'all' else f'--only {part}'} {seconds / 60:.0f} min"
+                for part, seconds in durations.items()
+            )
+            + ".",
+        ]
     if "rpc" in results:
         lines += report_rpc(results["rpc"], results["events"], results["settings"])
     if (
@@ -215,24 +224,6 @@ def pipeline_rss(pipeline) -> dict:
             label = f"{service} ({setup['implementation']} pipeline, PostgreSQL)"
             values.setdefault(label, []).append(mib)
     return {label: statistics.median(mibs) for label, mibs in sorted(values.items())}
-
-
-def update_readme(markdown: str) -> bool:
-    """The tables between the bench markers of the page that shows them (README or a docs/ page)."""
-    body = "\n".join(
-        line.replace("## ", "#### ", 1) if line.startswith("## ") else line
-        for line in markdown.split("\n", 1)[1].strip().splitlines()
-    )
-    body = body.replace("](pipeline-scale-out.png)", "](PLOT)")
-    for page in [README, *sorted((ROOT / "docs").glob("*.md"))]:
-        text = page.read_text()
-        if BEGIN in text and END in text:
-            plot = os.path.relpath(ROOT / "bench" / "pipeline-scale-out.png", page.parent)
-            head, rest = text.split(BEGIN, 1)
-            _, tail = rest.split(END, 1)
-            page.write_text(f"{head}{BEGIN}\n{body.replace('](PLOT)', f']({plot})')}\n{END}{tail}")
-            return True
-    return False
 
 
 def report_rpc(rpc, events, settings) -> list[str]:
@@ -512,10 +503,8 @@ def main(argv=None) -> int:
     (args.output / "results.md").write_text(markdown)
     (args.output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     written = [args.output / "results.md", args.output / "results.json"]
-    if "pipeline" in results and plot_scale_out(results["pipeline"], args.output / "pipeline-scale-out.png"):
-        written.append(args.output / "pipeline-scale-out.png")
-    if args.output == ROOT / "bench" and update_readme(markdown):
-        written.append(README)
+    if "pipeline" in results and plot_scale_out(results["pipeline"], args.output / PLOT):
+        written.append(args.output / PLOT)
     for section in markdown.split("\n## ")[1:]:
         title, *lines = section.strip().splitlines()
         print_table(title, [line for line in lines if line.startswith("|")])
