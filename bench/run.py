@@ -33,9 +33,9 @@ from rich.table import Table
 from bench.floors import measure_floors
 from bench.memory import measure_imports, report_memory
 from bench.pipeline import PLOT, free_port, measure_pipeline, plot_scale_out, report_pipeline
-from bench.processes import MANAGEMENT, ROOT, Process, nameko_run, wait_consumers
+from bench.processes import ROOT, Process, nameko_run, wait_consumers
 from bench.profile import profiled, py_spy_works, report_profile
-from stack.vhost import Vhost
+from testkit.rabbit import RabbitAdmin
 
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@localhost:5672/")
 PAYLOAD = {"message": "Hello World!!"}
@@ -294,7 +294,7 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
     targets = []
     otlp_port = free_port()
     with contextlib.ExitStack() as cleanup:
-        traced = cleanup.enter_context(Vhost(AMQP_URI, MANAGEMENT, "bench_traced"))
+        traced = cleanup.enter_context(RabbitAdmin().scratch_vhost(AMQP_URI, "bench_traced"))
         cleanup.callback(lambda: [process.stop() for process in processes.values()])
         cleanup.callback(lambda: [target.close() for target in targets])
         with console.status("starting the services under test"):
@@ -444,6 +444,31 @@ def wait_for_exports(port, timeout=15) -> int:
     return exports
 
 
+def measure(args, results):
+    """Runs the parts asked for into `results`."""
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    started = time.monotonic()
+    with RabbitAdmin().scratch_vhost(AMQP_URI, "bench") as scratch:
+        amqp_uri, vhost = scratch.amqp_uri, scratch.name
+        if args.only in (None, "rpc"):
+            results.update(measure_rpc_part(amqp_uri, vhost, args, log_dir))
+        if args.only in (None, "pipeline"):
+            with Progress(console=console) as progress:
+                results["floors"] = measure_floors(
+                    amqp_uri, args.pipeline_rounds, args.floor_count, log_dir, progress
+                )
+                results["pipeline"] = measure_pipeline(amqp_uri, vhost, args, log_dir, progress)
+        if args.only in (None, "profile"):
+            if py_spy_works():
+                results["profile"] = measure_profile_part(amqp_uri, vhost, args, log_dir)
+            else:
+                console.print("profile: skipped, py-spy does not run here")
+        if args.only in (None, "imports"):
+            with Progress(console=console) as progress:
+                results["imports"] = measure_imports(args.pipeline_rounds, progress)
+    results.setdefault("durations_s", {})[args.only or "all"] = round(time.monotonic() - started)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -471,33 +496,17 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--profile-seconds", type=int, default=15, help="seconds of load per profiled process"
     )
+    parser.add_argument(
+        "--report", action="store_true", help="measure nothing: results.md and the plot from results.json"
+    )
     parser.add_argument("--output", type=Path, default=ROOT / "bench")
     args = parser.parse_args(argv)
 
     previous = args.output / "results.json"
     results = json.loads(previous.read_text()) if previous.exists() else {}
-    log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     started = time.monotonic()
-    with Vhost(AMQP_URI, MANAGEMENT, "bench") as scratch:
-        amqp_uri, vhost = scratch.amqp_uri, scratch.name
-        if args.only in (None, "rpc"):
-            results.update(measure_rpc_part(amqp_uri, vhost, args, log_dir))
-        if args.only in (None, "pipeline"):
-            with Progress(console=console) as progress:
-                results["floors"] = measure_floors(
-                    amqp_uri, args.pipeline_rounds, args.floor_count, log_dir, progress
-                )
-                results["pipeline"] = measure_pipeline(amqp_uri, vhost, args, log_dir, progress)
-        if args.only in (None, "profile"):
-            if py_spy_works():
-                results["profile"] = measure_profile_part(amqp_uri, vhost, args, log_dir)
-            else:
-                console.print("profile: skipped, py-spy does not run here")
-        if args.only in (None, "imports"):
-            with Progress(console=console) as progress:
-                results["imports"] = measure_imports(args.pipeline_rounds, progress)
-    results.setdefault("durations_s", {})[args.only or "all"] = round(time.monotonic() - started)
-
+    if not args.report:
+        measure(args, results)
     markdown = report(results)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "results.md").write_text(markdown)

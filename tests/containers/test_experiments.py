@@ -15,8 +15,9 @@ import pytest
 from eventlet.event import Event
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from testkit.processes import wait_for
+from testkit.rabbit import HEAVY_PAYLOAD_QUEUE
 from tests.containers.test_compose_stack import amqp_uri, management
-from tests.support import wait_for
 
 pytestmark = pytest.mark.timeout(1500)
 
@@ -133,7 +134,7 @@ def test_the_broker_container_restarted_with_events_waiting_nothing_is_lost(stac
             rpc.message_service.receive_message({"message": "m", "payload": {"n": n}})["id"]
             for n in range(20)
         ]
-    queue = "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
+    queue = HEAVY_PAYLOAD_QUEUE
     wait_for(
         lambda: management(stack, f"queues/%2F/{queue}")["messages"] == 20,
         timeout=60,

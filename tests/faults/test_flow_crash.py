@@ -1,5 +1,5 @@
 """A real process killed at each step of the flow: the message still ends `done`, its payload stored,
-and the webhook sees what the guarantees table says (README, "Guarantees, step by step").
+and the webhook sees what the guarantees table says (docs/flow.md, "Guarantees, step by step").
 
 message_service and time_consuming_service run as real `nameko run` processes on PostgreSQL; one of
 them is started with a fail point armed (`common.failpoints`), which SIGKILLs it exactly there, then
@@ -16,9 +16,9 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from common.topology import handler_queues
+from common.topology import handler_queues, rpc_queue
 from message.service import MessageService
-from tests.support import ServiceProcess, free_port, rpc_queue, wait_for
+from testkit.processes import ServiceProcess, free_port, wait_for
 from time_consuming.service import TimeConsumingService
 
 # fail point -> (the process it kills, notifications the webhook accepts for the one message)
