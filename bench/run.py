@@ -484,9 +484,9 @@ def main(argv=None) -> int:
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--pipeline-rounds", type=int, default=3, help="rounds of every pipeline setup")
     parser.add_argument("--messages", type=int, default=200, help="messages per pipeline run (cost rows)")
-    parser.add_argument("--scale-messages", type=int, default=300, help="messages per scale-out run")
+    parser.add_argument("--scale-messages", type=int, default=200, help="messages per scale-out run")
     parser.add_argument(
-        "--webhook-delay-ms", type=float, default=200, help="the webhook's latency in the scale-out rows"
+        "--webhook-delay-ms", type=float, default=1000, help="the webhook's latency in the scale-out rows"
     )
     parser.add_argument("--in-flight", type=int, default=20, help="pipeline calls in flight")
     parser.add_argument(
