@@ -54,9 +54,11 @@ images-report: install
 up: images
 	docker compose up --scale receiver=3
 
-# The project against bare Nameko and raw kombu on the broker at AMQP_URI (a vhost of its own):
-# prints tables, writes bench/results.md and bench/results.json (included in docs/benchmarks.md).
-# BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS="--only pipeline --pipeline-rounds 3"`.
+# The project against bare Nameko and raw kombu on the broker at AMQP_URI (a vhost of its own): RPC,
+# events, the pipeline end to end (PostgreSQL on localhost:5432, S3 in a container), floors, memory,
+# a py-spy profile. Prints tables; writes bench/results.md, .json and pipeline-scale-out.png, which
+# tools/docs.py then includes in docs/benchmarks.md.
+# BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS="--only pipeline --pipeline-rounds 1"`.
 bench: install
 	AMQP_URI=$(AMQP_URI) $(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python tools/docs.py

@@ -1,12 +1,17 @@
-"""The message pipeline on the embedded SQLite default beside the same run on PostgreSQL.
+"""The message pipeline end to end: the project's services beside the same pipeline as bare Nameko.
 
-Each run: fresh databases (SQLite files in a temp dir, or PostgreSQL databases created here and
-dropped after), message_service and time_consuming_service as real `nameko run` processes with their
-own config.yaml, the local object store in a temp dir, and a webhook sink in this process on loopback
-counting notifications by their Idempotency-Key. After one warm-up message (not counted), `messages`
-messages with payloads go to `receive_message`, `in_flight` at a time, timed from the first call
-until `get_message` says every one is `done`. Rounds alternate which database goes first, so drift
-hits both alike.
+Each run is one setup: the project's message_service and time_consuming_service (with their own
+config.yaml) or the bare pipeline (bench/bare_pipeline.py), on the SQLite default or PostgreSQL,
+with 1, 2 or 4 time_consuming instances, all real `nameko run` processes. Every run gets fresh
+databases (SQLite files in a temp dir, or PostgreSQL databases created here and dropped after), the
+bench's S3 server (SeaweedFS, the image `make images` builds; moto's server when Docker cannot run
+it) and a webhook sink in this process on loopback, counting notifications by their Idempotency-Key,
+that answers after `webhook_delay` (0 for the cost rows; a remote webhook's latency for the
+scale-out rows, where the work is I/O-bound). After warm-up messages (two per time_consuming
+instance, not counted), `messages` messages with payloads go to `receive_message`, `in_flight` at
+a time, timed from the first call until `get_message` says every one is `done`. Each round runs
+every setup, in an order rotated by one from the round before, so drift hits every setup alike;
+figures are medians over rounds.
 """
 
 import collections
@@ -16,10 +21,12 @@ import os
 import re
 import socket
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,16 +35,100 @@ import requests
 import sqlalchemy
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from bench.processes import AUTH, MANAGEMENT, nameko_run, wait_consumers
+from bench.processes import AUTH, BIN, MANAGEMENT, Process, nameko_run, wait_consumers
 
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+pg8000://postgres@localhost:5432")
 DATABASE_PREFIX = "bench_pipeline_"
-DATABASES = ("SQLite", "PostgreSQL")
-SERVICES = {"message": "message.service", "time_consuming": "time_consuming.service"}
-EVENT_QUEUES = (
-    "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler",
-    "evt-time_consuming_service-payload_processed--message_service.on_payload_processed",
-)
+SERVICES = ("message", "time_consuming")  # one database each
+S3_IMAGE = "nameko-reference/s3:seaweedfs"
+S3_CREDENTIALS = {
+    "S3_ACCESS_KEY_ID": "bench",
+    "S3_SECRET_ACCESS_KEY": "bench-secret",
+    "S3_BUCKET": "payloads",
+}
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """How to run one side: its two services' `nameko run` arguments and the queues that say it is up."""
+
+    config: dict  # service -> config file
+    modules: dict  # service -> `nameko run` module argument
+    rpc_queue: str
+    work_queue: str  # time_consuming's event queue: one consumer per instance
+    outcome_queue: str
+
+
+def event_queue(source, event, service, method):
+    return f"evt-{source}-{event}--{service}.{method}"
+
+
+IMPLEMENTATIONS = {
+    "project": Implementation(
+        config={service: f"services/{service}/config.yaml" for service in SERVICES},
+        modules={"message": "message.service", "time_consuming": "time_consuming.service"},
+        rpc_queue="rpc-message_service",
+        work_queue=event_queue(
+            "message_service", "heavy_payload_event", "time_consuming_service", "time_consuming_event_handler"
+        ),
+        outcome_queue=event_queue(
+            "time_consuming_service", "payload_processed", "message_service", "on_payload_processed"
+        ),
+    ),
+    "bare": Implementation(
+        config={service: "bench/bare_pipeline.yaml" for service in SERVICES},
+        modules={
+            "message": "bench.bare_pipeline:BareMessageService",
+            "time_consuming": "bench.bare_pipeline:BareTimeConsumingService",
+        },
+        rpc_queue="rpc-bare_message_service",
+        work_queue=event_queue(
+            "bare_message_service",
+            "heavy_payload_event",
+            "bare_time_consuming_service",
+            "time_consuming_event_handler",
+        ),
+        outcome_queue=event_queue(
+            "bare_time_consuming_service", "payload_processed", "bare_message_service", "on_payload_processed"
+        ),
+    ),
+}
+EVENT_QUEUES = tuple(q for i in IMPLEMENTATIONS.values() for q in (i.work_queue, i.outcome_queue))
+
+
+@dataclass(frozen=True)
+class Setup:
+    implementation: str  # "project" or "bare"
+    database: str  # "SQLite" or "PostgreSQL"
+    instances: int  # time_consuming processes
+    webhook_delay: float  # seconds
+    messages: int
+
+    @property
+    def label(self) -> str:
+        delay = f", webhook {1000 * self.webhook_delay:.0f} ms" if self.webhook_delay else ""
+        plural = "s" if self.instances > 1 else ""
+        return f"{self.implementation}, {self.database}, {self.instances} time_consuming{plural}{delay}"
+
+
+def setups(messages: int, scale_messages: int, webhook_delay: float) -> list[Setup]:
+    """The cost rows (no webhook latency) and the scale-out rows (I/O-bound: a slow webhook)."""
+    cost = [
+        Setup("project", "SQLite", 1, 0.0, messages),
+        Setup("project", "PostgreSQL", 1, 0.0, messages),
+        Setup("bare", "PostgreSQL", 1, 0.0, messages),
+        Setup("project", "PostgreSQL", 2, 0.0, messages),
+        Setup("bare", "PostgreSQL", 2, 0.0, messages),
+    ]
+    scale_out = [
+        Setup(implementation, "PostgreSQL", instances, webhook_delay, scale_messages)
+        for implementation in ("project", "bare")
+        for instances in (1, 2, 4)
+    ]
+    return cost + scale_out
+
+
+PLOT = "pipeline-scale-out.png"  # written beside results.md
 POLL_SECONDS = 0.05  # between two get_message calls on a message still pending
 
 
@@ -46,11 +137,13 @@ class WebhookSink:
 
     def __init__(self):
         self.keys: list[str | None] = []
-        keys = self.keys
+        self.delay = 0.0  # seconds before each answer: a remote webhook's latency
+        keys, sink = self.keys, self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                time.sleep(sink.delay)
                 keys.append(self.headers.get("Idempotency-Key"))
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
@@ -98,6 +191,23 @@ def fresh_databases(database: str, directory: Path):
         admin.dispose()
 
 
+def committed_transactions(urls: dict) -> int:
+    """Transactions committed in the run's PostgreSQL databases, read once its processes are gone
+    (a backend reports its counts when it exits)."""
+    time.sleep(1)  # the backends of the processes just stopped are still exiting
+    admin = sqlalchemy.create_engine(f"{POSTGRES_URL}/postgres")
+    names = list({url.rsplit("/", 1)[1] for url in urls.values()})
+    try:
+        with admin.connect() as connection:
+            total = connection.execute(
+                sqlalchemy.text("SELECT sum(xact_commit) FROM pg_stat_database WHERE datname = ANY(:names)"),
+                {"names": names},
+            ).scalar()
+            return int(total or 0)  # sum() is a numeric: a Decimal
+    finally:
+        admin.dispose()
+
+
 def drop_leftover_databases():
     """Databases of bench runs that were killed before they could drop theirs."""
     admin = sqlalchemy.create_engine(f"{POSTGRES_URL}/postgres", isolation_level="AUTOCOMMIT")
@@ -119,12 +229,18 @@ def purge_event_queues(vhost: str):
             requests.delete(f"{MANAGEMENT}/queues/{vhost}/{queue['name']}/contents", auth=AUTH, timeout=10)
 
 
-def warm_up(message_service, sink, timeout=60):
-    """One message through the whole flow first: both processes' connections opened, code loaded."""
-    id_ = message_service.receive_message({"message": "warm-up", "payload": {}})["id"]
+def warm_up(message_service, sink, instances, timeout=60):
+    """Messages through the whole flow first, two per time_consuming instance (the broker hands them
+    out in turn): every process's connections opened, code loaded, first queries compiled."""
+    replies = [
+        message_service.receive_message.call_async({"message": "warm-up", "payload": {}})
+        for _ in range(2 * instances)
+    ]
     deadline = time.perf_counter() + timeout
-    while message_service.get_message(id_)["status"] == "pending" and time.perf_counter() < deadline:
-        time.sleep(POLL_SECONDS)
+    for reply in replies:
+        id_ = reply.result()["id"]
+        while message_service.get_message(id_)["status"] == "pending" and time.perf_counter() < deadline:
+            time.sleep(POLL_SECONDS)
     sink.keys.clear()
 
 
@@ -162,38 +278,101 @@ def time_to_done(record) -> float:
     ).total_seconds()
 
 
-def run_once(database, amqp_uri, vhost, messages, in_flight, timeout, log_dir, sink, advance) -> dict:
-    directory = Path(tempfile.mkdtemp(prefix=f"pipeline-{database.lower()}-", dir=log_dir))
-    with fresh_databases(database, directory) as urls:
+@contextlib.contextmanager
+def s3_server(log_dir: Path):
+    """The S3 endpoint every run uploads to: SeaweedFS in a container, else moto's server process."""
+    port = free_port()
+    name = f"bench-s3-{os.getpid()}"
+    environment = [f"--env={key}={value}" for key, value in S3_CREDENTIALS.items()]
+    started = subprocess.run(
+        ["docker", "run", "--detach", "--rm", f"--name={name}", f"--publish=127.0.0.1:{port}:8333"]
+        + environment
+        + [S3_IMAGE],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    server = None
+    if started.returncode == 0:
+        kind = "SeaweedFS (container)"
+    else:
+        kind = f"moto server (no SeaweedFS container: {started.stderr.strip().splitlines()[-1:]})"
+        server = Process("s3", [BIN / "moto_server", "-H", "127.0.0.1", "-p", str(port)], {}, log_dir)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        client = s3_client(endpoint)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client.create_bucket(Bucket=S3_CREDENTIALS["S3_BUCKET"])
+                break
+            except client.exceptions.BucketAlreadyOwnedByYou:
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
+        yield endpoint, kind
+    finally:
+        if server:
+            server.stop()
+        else:
+            subprocess.run(["docker", "rm", "--force", name], capture_output=True, check=False)
+
+
+def s3_client(endpoint):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=S3_CREDENTIALS["S3_ACCESS_KEY_ID"],
+        aws_secret_access_key=S3_CREDENTIALS["S3_SECRET_ACCESS_KEY"],
+    )
+
+
+def run_once(setup: Setup, amqp_uri, vhost, in_flight, timeout, log_dir, sink, s3_endpoint, advance) -> dict:
+    implementation = IMPLEMENTATIONS[setup.implementation]
+    directory = Path(tempfile.mkdtemp(prefix=f"pipeline-{setup.implementation}-", dir=log_dir))
+    sink.delay = setup.webhook_delay
+    with fresh_databases(setup.database, directory) as urls:
         env = {
             "AMQP_URI": amqp_uri,
             "LOG_LEVEL": "WARNING",
-            "LOCAL_STORE_DIR": str(directory / "objects"),
+            "S3_ENDPOINT_URL": s3_endpoint,
+            **S3_CREDENTIALS,
             "WEBHOOK_URL": sink.url,
             "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
         }
-        processes = [
-            nameko_run(
-                service,
-                f"services/{service}/config.yaml",
-                module,
-                {**env, "DATABASE_URL": urls[service]},
-                directory,
-            )
-            for service, module in SERVICES.items()
-        ]
-        try:
-            wait_consumers(vhost, ["rpc-message_service", *EVENT_QUEUES])
-            with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster:
-                warm_up(cluster.message_service, sink)
-                seconds, records = send_and_wait(
-                    cluster.message_service, messages, in_flight, timeout, advance
+        names = ["message"] + [f"time_consuming-{n}" for n in range(1, setup.instances + 1)]
+        processes = []
+        for name in names:
+            service = name.split("-")[0]
+            processes.append(
+                nameko_run(
+                    name,
+                    implementation.config[service],
+                    implementation.modules[service],
+                    # instances on one host: every web server and metrics endpoint on a port of its own
+                    {**env, "DATABASE_URL": urls[service], "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}"},
+                    directory,
                 )
+            )
+        try:
+            wait_consumers(vhost, [implementation.rpc_queue, implementation.outcome_queue])
+            wait_consumers(vhost, [implementation.work_queue], minimum=setup.instances)
+            with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster:
+                message_service = getattr(cluster, implementation.rpc_queue.removeprefix("rpc-"))
+                warm_up(message_service, sink, setup.instances)
+                seconds, records = send_and_wait(message_service, setup.messages, in_flight, timeout, advance)
             alive = all(process.alive() for process in processes)
+            rss = {process.name: process.rss_mib() for process in processes if process.alive()}
         finally:
             for process in processes:
                 process.stop()
             purge_event_queues(vhost)
+        commits = committed_transactions(urls) if setup.database == "PostgreSQL" else None
     statuses = collections.Counter(record["status"] for record in records)
     keys = list(sink.keys)
     return {
@@ -204,6 +383,9 @@ def run_once(database, amqp_uri, vhost, messages, in_flight, timeout, log_dir, s
         "webhook_keys": len(set(keys) & {record["id"] for record in records}),
         "repeated_notifications": len(keys) - len(set(keys)),
         "processes_alive": alive,
+        "rss_mib": rss,
+        # every process's transactions, warm-up and get_message polls included: the commits a message costs
+        "commits_per_message": commits / (setup.messages + 2 * setup.instances) if commits else None,
         "database_is_locked": sum(
             process.log_path.read_text(errors="replace").count("database is locked") for process in processes
         ),
@@ -211,54 +393,63 @@ def run_once(database, amqp_uri, vhost, messages, in_flight, timeout, log_dir, s
     }
 
 
+def median_of(values):
+    values = [value for value in values if value is not None]
+    return statistics.median(values) if values else None
+
+
 def percentile(values, share):
     return values[min(len(values) - 1, int(len(values) * share))] if values else None
 
 
-def measure_pipeline(amqp_uri, vhost, rounds, messages, in_flight, timeout, log_dir, progress) -> dict:
+def measure_pipeline(amqp_uri, vhost, args, log_dir, progress) -> dict:
     drop_leftover_databases()
     load_before = os.getloadavg()
     measured_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    task = progress.add_task("pipeline", total=rounds * len(DATABASES) * messages)
+    plan = setups(args.messages, args.scale_messages, args.webhook_delay_ms / 1000)
+    task = progress.add_task("pipeline", total=args.pipeline_rounds * sum(setup.messages for setup in plan))
     sink = WebhookSink()
-    runs, time_to_done_by_database = [], {database: [] for database in DATABASES}
+    runs, time_to_done_by_setup = [], {setup.label: [] for setup in plan}
     try:
-        for round_number in range(1, rounds + 1):
-            # SQLite first in odd rounds, PostgreSQL first in even ones.
-            order = DATABASES if round_number % 2 else DATABASES[::-1]
-            for position, database in enumerate(order, 1):
-                progress.update(task, description=f"pipeline round {round_number}/{rounds}: {database}")
-                run = run_once(
-                    database,
-                    amqp_uri,
-                    vhost,
-                    messages,
-                    in_flight,
-                    timeout,
-                    log_dir,
-                    sink,
-                    lambda: progress.advance(task),
-                )
-                latencies = run.pop("time_to_done")
-                time_to_done_by_database[database] += latencies
-                runs.append(
-                    {
-                        "round": round_number,
-                        "position": position,
-                        "database": database,
-                        **run,
-                        "messages_per_s": run["done"] / run["seconds"],
-                        "time_to_done_p50_ms": 1000 * percentile(latencies, 0.5) if latencies else None,
-                        "time_to_done_p99_ms": 1000 * percentile(latencies, 0.99) if latencies else None,
-                    }
-                )
+        with s3_server(log_dir) as (s3_endpoint, s3_kind):
+            for round_number in range(1, args.pipeline_rounds + 1):
+                shift = (round_number - 1) % len(plan)  # rotated: no setup always runs first
+                for position, setup in enumerate(plan[shift:] + plan[:shift], 1):
+                    progress.update(
+                        task,
+                        description=f"pipeline round {round_number}/{args.pipeline_rounds}: {setup.label}",
+                    )
+                    run = run_once(
+                        setup,
+                        amqp_uri,
+                        vhost,
+                        args.in_flight,
+                        args.pipeline_timeout,
+                        log_dir,
+                        sink,
+                        s3_endpoint,
+                        lambda: progress.advance(task),
+                    )
+                    latencies = run.pop("time_to_done")
+                    time_to_done_by_setup[setup.label] += latencies
+                    runs.append(
+                        {
+                            "round": round_number,
+                            "position": position,
+                            "setup": setup.label,
+                            "messages": setup.messages,
+                            **run,
+                            "messages_per_s": run["done"] / run["seconds"],
+                        }
+                    )
     finally:
         sink.close()
     summary = {}
-    for database in DATABASES:
-        complete = [run for run in runs if run["database"] == database and run["done"] == messages]
-        latencies = sorted(time_to_done_by_database[database])
-        summary[database] = {
+    for setup in plan:
+        complete = [run for run in runs if run["setup"] == setup.label and run["done"] == setup.messages]
+        latencies = sorted(time_to_done_by_setup[setup.label])
+        summary[setup.label] = {
+            **setup.__dict__,
             "complete_rounds": len(complete),
             "median_seconds": statistics.median(r["seconds"] for r in complete) if complete else None,
             "median_messages_per_s": statistics.median(r["messages_per_s"] for r in complete)
@@ -266,63 +457,180 @@ def measure_pipeline(amqp_uri, vhost, rounds, messages, in_flight, timeout, log_
             else None,
             "time_to_done_p50_ms": 1000 * percentile(latencies, 0.5) if latencies else None,
             "time_to_done_p99_ms": 1000 * percentile(latencies, 0.99) if latencies else None,
+            "commits_per_message": median_of(r.get("commits_per_message") for r in complete),
         }
-    sqlite, postgres = (summary[database]["median_seconds"] for database in DATABASES)
     return {
-        "settings": {"rounds": rounds, "messages": messages, "in_flight": in_flight, "timeout_s": timeout},
+        "settings": {
+            "rounds": args.pipeline_rounds,
+            "messages": args.messages,
+            "scale_messages": args.scale_messages,
+            "webhook_delay_ms": args.webhook_delay_ms,
+            "in_flight": args.in_flight,
+            "timeout_s": args.pipeline_timeout,
+            "s3": s3_kind,
+        },
         "measured_at": measured_at,
         "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
         "summary": summary,
-        "sqlite_vs_postgresql_time": sqlite / postgres if sqlite and postgres else None,
         "rounds": runs,
     }
 
 
-def report_pipeline(pipeline) -> list[str]:
+def number(value, digits=0):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def bare_counterpart(summary, setup) -> dict | None:
+    """The bare pipeline's row with the same database, instances and webhook."""
+    for other in summary.values():
+        if other["implementation"] == "bare" and all(
+            other[key] == setup[key] for key in ("database", "instances", "webhook_delay")
+        ):
+            return other
+    return None
+
+
+def scale_out(summary) -> dict:
+    """Per implementation: instances -> (messages/s, efficiency = rate / (instances x rate with 1))."""
+    curves = {}
+    for setup in summary.values():
+        if setup["webhook_delay"] and setup["median_messages_per_s"]:
+            curves.setdefault(setup["implementation"], {})[setup["instances"]] = setup[
+                "median_messages_per_s"
+            ]
+    return {
+        implementation: {
+            instances: (rate, rate / (instances * curve[1]) if 1 in curve else None)
+            for instances, rate in sorted(curve.items())
+        }
+        for implementation, curve in curves.items()
+    }
+
+
+def plot_scale_out(pipeline, path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = scale_out(pipeline["summary"])
+    if not curves:
+        return None
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for implementation, curve in curves.items():
+        instances = list(curve)
+        axes.plot(instances, [curve[n][0] for n in instances], marker="o", label=f"{implementation} pipeline")
+        if 1 in curve:
+            axes.plot(instances, [n * curve[1][0] for n in instances], linestyle=":", color="grey")
+    axes.set_xlabel("time_consuming instances")
+    axes.set_ylabel("messages/s, intake to done (median)")
+    axes.set_xticks(sorted({n for curve in curves.values() for n in curve}))
+    axes.set_title(
+        f"Pipeline scale-out, PostgreSQL, webhook {pipeline['settings']['webhook_delay_ms']:.0f} ms"
+    )
+    axes.legend(title="dotted: linear from 1 instance")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def report_pipeline(pipeline, floors=None) -> list[str]:
     settings, summary = pipeline["settings"], pipeline["summary"]
-    ratio = pipeline["sqlite_vs_postgresql_time"]
-
-    def number(value, digits=0):
-        return "-" if value is None else f"{value:.{digits}f}"
-
+    rounds = settings["rounds"]
     lines = [
         "",
-        "## Pipeline: SQLite default vs PostgreSQL",
+        "## Pipeline: the project against bare Nameko",
         "",
-        "| database | complete rounds | median s to all done | messages/s | time-to-done p50 ms "
-        "| time-to-done p99 ms | time vs PostgreSQL |",
+        "| setup | complete rounds | messages/s | vs bare | time-to-done p50 ms | p99 ms "
+        "| PostgreSQL commits per message |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for database, s in summary.items():
-        versus = "-" if ratio is None else ("1.00x" if database == "PostgreSQL" else f"{ratio:.2f}x")
+    for label, s in summary.items():
+        if s["webhook_delay"]:
+            continue
+        bare = bare_counterpart(summary, s)
+        versus = (
+            f"{s['median_messages_per_s'] / bare['median_messages_per_s']:.2f}x"
+            if bare and s["median_messages_per_s"] and bare["median_messages_per_s"]
+            else "-"
+        )
         lines.append(
-            f"| {database} | {s['complete_rounds']}/{settings['rounds']} | {number(s['median_seconds'], 2)} "
-            f"| {number(s['median_messages_per_s'], 1)} | {number(s['time_to_done_p50_ms'])} "
-            f"| {number(s['time_to_done_p99_ms'])} | {versus} |"
+            f"| {label} | {s['complete_rounds']}/{rounds} "
+            f"| {number(s['median_messages_per_s'], 1)} | {versus} "
+            f"| {number(s['time_to_done_p50_ms'])} | {number(s['time_to_done_p99_ms'])} "
+            f"| {number(s.get('commits_per_message'), 1)} |"
         )
     lines += [
         "",
-        f"{settings['messages']} messages with payloads, {settings['in_flight']} in flight "
-        "(`receive_message`) after one warm-up message, per round and database: fresh databases, "
-        "message_service and time_consuming_service as `nameko run` processes, the local object store, "
-        "a webhook on loopback; timed from the first call until every message is `done`. "
-        "Time-to-done: message_service's `created_at` to `updated_at`, all rounds pooled. "
-        "Target: SQLite within 3x of PostgreSQL. "
-        f"Run at {pipeline['measured_at']}, load average (1 min) "
-        f"{pipeline['load_average']['before']:.1f} before, "
-        f"{pipeline['load_average']['after']:.1f} after: ratios are final only from a quiet machine.",
+        f"{settings['messages']} messages with payloads per run, {settings['in_flight']} `receive_message` "
+        "calls in flight, after two warm-up messages per time_consuming instance; every run with fresh "
+        "databases, its services as "
+        f"`nameko run` processes, S3: {settings['s3']}, a webhook on loopback answering at once. "
+        "messages/s: from the first call until every message is `done`; time-to-done: message_service's "
+        "`created_at` to `updated_at`, all rounds pooled. Bare: bench/bare_pipeline.py (no outbox, no "
+        "idempotency, no retries). Commits per message: PostgreSQL's `xact_commit` over the run's "
+        "databases (every process's transactions, the warm-up and `get_message` polls included) per "
+        "message. Targets: PostgreSQL at 0.7x of bare or better, 100 messages/s or more "
+        "with 2 time_consuming instances.",
+        "",
+        f"## Pipeline scale-out: webhook answering in {settings['webhook_delay_ms']:.0f} ms (I/O-bound)",
+        "",
+        "| pipeline | time_consuming instances | messages/s | speed-up | efficiency | time-to-done p50 ms "
+        "| p99 ms |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    curves = scale_out(summary)
+    for s in summary.values():
+        if not s["webhook_delay"]:
+            continue
+        rate, efficiency = curves.get(s["implementation"], {}).get(s["instances"], (None, None))
+        speed_up = "-" if efficiency is None else f"{efficiency * s['instances']:.2f}x"
+        lines.append(
+            f"| {s['implementation']} | {s['instances']} | {number(rate, 1)} | {speed_up} "
+            f"| {'-' if efficiency is None else f'{100 * efficiency:.0f}%'} "
+            f"| {number(s['time_to_done_p50_ms'])} | {number(s['time_to_done_p99_ms'])} |"
+        )
+    lines += [
+        "",
+        f"{settings['scale_messages']} messages per run, PostgreSQL; each time_consuming instance is a "
+        "`nameko run` process with nameko's default 10 workers; efficiency: messages/s over instances "
+        "times the 1-instance rate (target: 85% or more at 4 instances).",
+        "",
+        # relative to bench/ and to docs/ alike: results.md is included in docs/benchmarks.md
+        f"![pipeline scale-out](../bench/{PLOT})",
+    ]
+    if floors:
+        lines += [
+            "",
+            "## Floors on this machine",
+            "",
+            "| operation, sequential, one connection | per second |",
+            "|---|---:|",
+            f"| PostgreSQL INSERT + COMMIT | {floors['postgresql_insert_commits_per_s']:.0f} |",
+            "| RabbitMQ persistent publish, confirmed "
+            f"| {floors['confirmed_persistent_publishes_per_s']:.0f} |",
+            "",
+            f"Medians over {rounds} rounds of {floors['count']} each, interleaved with nothing else: "
+            "a bound on what one worker's commit or confirmed event costs (bench/floors.py).",
+        ]
+    lines += [
+        "",
+        f"Run at {pipeline['measured_at']}, load average (1 min) {pipeline['load_average']['before']:.1f} "
+        f"before, {pipeline['load_average']['after']:.1f} after: ratios are final only from a quiet machine.",
         "",
         "## Pipeline rounds",
         "",
-        "| round | database | order | s to all done | done | distinct webhook keys | repeated notifications "
+        "| round | setup | order | s to all done | done | distinct webhook keys | repeated notifications "
         "| processes alive | `database is locked` |",
         "|---:|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for run in pipeline["rounds"]:
         lines.append(
-            f"| {run['round']} | {run['database']} | {run['position']} "
-            f"| {run['seconds']:.2f}{'' if run['done'] == settings['messages'] else ' (cut: timeout)'} "
-            f"| {run['done']}/{settings['messages']} | {run['webhook_keys']} "
+            f"| {run['round']} | {run['setup']} | {run['position']} "
+            f"| {run['seconds']:.2f}{'' if run['done'] == run['messages'] else ' (cut: timeout)'} "
+            f"| {run['done']}/{run['messages']} | {run['webhook_keys']} "
             f"| {run['repeated_notifications']} "
             f"| {'yes' if run['processes_alive'] else 'NO'} | {run['database_is_locked']} |"
         )

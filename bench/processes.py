@@ -47,14 +47,15 @@ def nameko_run(name, config, modules, env, log_dir):
     return Process(name, [BIN / "nameko", "run", "--config", config, *modules.split()], env, log_dir)
 
 
-def wait_consumers(vhost: str, queues: list[str], timeout=60):
+def wait_consumers(vhost: str, queues: list[str], timeout=60, minimum=1):
+    """Until every queue has at least `minimum` consumers (one per instance of its service)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = {
             q["name"]: q.get("consumers", 0)
             for q in requests.get(f"{MANAGEMENT}/queues/{vhost}", auth=AUTH, timeout=5).json()
         }
-        if all(found.get(q) for q in queues):
+        if all(found.get(q, 0) >= minimum for q in queues):
             return
         time.sleep(0.2)
     raise SystemExit(f"bench: not ready after {timeout}s: {queues}")

@@ -13,6 +13,7 @@ Results: bench/results.json and bench/results.md.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -22,33 +23,48 @@ import time
 import uuid
 from pathlib import Path
 
+import requests
 from kombu import Connection, Consumer, Producer, Queue
 from nameko.standalone.rpc import ClusterRpcProxy
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from bench.pipeline import measure_pipeline, report_pipeline
+from bench.floors import measure_floors
+from bench.memory import measure_imports, report_memory
+from bench.pipeline import PLOT, free_port, measure_pipeline, plot_scale_out, report_pipeline
 from bench.processes import ROOT, Process, nameko_run, wait_consumers
+from bench.profile import profiled, py_spy_works, report_profile
 from testkit.rabbit import RabbitAdmin
 
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@localhost:5672/")
 PAYLOAD = {"message": "Hello World!!"}
 console = Console(width=None if sys.stdout.isatty() else 150)
+PARTS = ("rpc", "pipeline", "imports", "profile")
+
+
+def same_payload():
+    return PAYLOAD
+
+
+def payload_with_id():
+    """An event with an `id`: the receiver records its receipt (one INSERT and commit per call)."""
+    return {"id": uuid.uuid4().hex, **PAYLOAD}
 
 
 class NamekoTarget:
-    def __init__(self, label, service, method, amqp_uri, baseline=None):
+    def __init__(self, label, service, method, amqp_uri, baseline=None, payload=same_payload):
         self.label, self.service, self.method, self.baseline = label, service, method, baseline
+        self.payload = payload
         self.proxy_context = ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=30)
         self.proxy = getattr(getattr(self.proxy_context.start(), service), method)
 
     def call(self):
-        return self.proxy(PAYLOAD)
+        return self.proxy(self.payload())
 
     def pipelined(self, count, window=100):
         for start in range(0, count, window):
-            replies = [self.proxy.call_async(PAYLOAD) for _ in range(min(window, count - start))]
+            replies = [self.proxy.call_async(self.payload()) for _ in range(min(window, count - start))]
             for reply in replies:
                 reply.result()
 
@@ -144,8 +160,11 @@ def measure_events(amqp_uri, rounds, count, progress):
     rates = {label: [] for label in relays}
     task = progress.add_task("events dispatch -> handle", total=rounds * len(relays))
     with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster:
-        for _ in range(rounds):
-            for label, relay in relays.items():
+        for round_number in range(rounds):
+            labels = list(relays)
+            shift = round_number % len(labels)  # rotated: neither dispatcher always goes first
+            for label in labels[shift:] + labels[:shift]:
+                relay = relays[label]
                 before = cluster.event_sink.count(relay)
                 started = time.perf_counter()
                 getattr(cluster, relay).dispatch_many(count)
@@ -163,14 +182,51 @@ def ratio(value, baseline):
 def report(results) -> str:
     """The results' markdown: the parts results.json holds (a part run alone keeps the others')."""
     lines = ["# Benchmark results"]
+    durations = results.get("durations_s", {})
+    if durations:
+        lines += [
+            "",
+            "How long `make bench` took here: "
+            + "; ".join(
+                f"{'the whole run' if part == 'all' else f'--only {part}'} {seconds / 60:.0f} min"
+                for part, seconds in durations.items()
+            )
+            + ".",
+        ]
     if "rpc" in results:
-        lines += report_rpc(results["rpc"], results["events"], results["rss_mib"], results["settings"])
-    if "pipeline" in results:
-        lines += report_pipeline(results["pipeline"])
+        lines += report_rpc(results["rpc"], results["events"], results["settings"])
+    if (
+        "pipeline" in results
+        and "summary" in results["pipeline"]
+        and "implementation" in next(iter(results["pipeline"]["summary"].values()))
+    ):
+        lines += report_pipeline(results["pipeline"], results.get("floors"))
+    if "profile" in results:
+        lines += report_profile(results["profile"])
+    if "rss_mib" in results:
+        lines += report_memory(
+            results["rss_mib"], pipeline_rss(results.get("pipeline")), results.get("imports")
+        )
     return "\n".join(lines) + "\n"
 
 
-def report_rpc(rpc, events, memory, settings) -> list[str]:
+def pipeline_rss(pipeline) -> dict:
+    """Each pipeline process's median RSS at the end of the runs with one time_consuming instance."""
+    if not pipeline or "rounds" not in pipeline:
+        return {}
+    values = {}
+    for run in pipeline["rounds"]:
+        setup = pipeline["summary"][run["setup"]]
+        if setup["instances"] != 1 or setup["webhook_delay"] or setup["database"] != "PostgreSQL":
+            continue
+        for process, mib in run.get("rss_mib", {}).items():
+            service = "message_service" if process == "message" else "time_consuming_service"
+            label = f"{service} ({setup['implementation']} pipeline, PostgreSQL)"
+            values.setdefault(label, []).append(mib)
+    return {label: statistics.median(mibs) for label, mibs in sorted(values.items())}
+
+
+def report_rpc(rpc, events, settings) -> list[str]:
     lines = [
         "",
         f"`make bench` on {os.cpu_count()} cores, {settings['rounds']} interleaved rounds, medians; "
@@ -201,9 +257,15 @@ def report_rpc(rpc, events, memory, settings) -> list[str]:
     ]
     for label, e in events.items():
         lines.append(f"| {label} | {e['events_per_s']:.0f} | {ratio(e['events_per_s'], bare_events)} |")
-    lines += ["", "## Memory per process (RSS after warm-up)", "", "| process | RSS MiB |", "|---|---:|"]
-    for name, rss in memory.items():
-        lines.append(f"| {name} | {rss:.1f} |")
+    lines += [
+        "",
+        "Events: one `dispatch_many(n)` to a relay, timed until the sink has handled all n; the two "
+        "relays' order rotates every round. The receipt row sends events with an `id`, so the receiver "
+        "records each (one INSERT and COMMIT, SQLite); the tracing row is a second receiver with "
+        "`OTEL_EXPORTER_OTLP_ENDPOINT` set, exporting every span to a local OTLP receiver process "
+        f"({settings.get('otlp_export_requests', '?')} export requests seen), against the receiver "
+        "with tracing off.",
+    ]
     return lines
 
 
@@ -218,7 +280,11 @@ def print_table(title, markdown_rows):
 
 
 def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
-    """The project's RPC and events against the baselines, and every process's memory."""
+    """The project's RPC and events against the baselines, and every process's memory.
+
+    The traced receiver is a second `receiver_service` (tracing on, exporting over OTLP to a local
+    receiver process), so it runs on a vhost of its own: it must not share the first one's queue.
+    """
     env = {
         "AMQP_URI": amqp_uri,
         "LOG_LEVEL": "WARNING",
@@ -226,10 +292,29 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
     }
     processes = {}
     targets = []
-    try:
+    otlp_port = free_port()
+    with contextlib.ExitStack() as cleanup:
+        traced = cleanup.enter_context(RabbitAdmin().scratch_vhost(AMQP_URI, "bench_traced"))
+        cleanup.callback(lambda: [process.stop() for process in processes.values()])
+        cleanup.callback(lambda: [target.close() for target in targets])
         with console.status("starting the services under test"):
             processes["receiver_service"] = nameko_run(
                 "receiver", "services/receiver/config.yaml", "receiver.service", env, log_dir
+            )
+            processes["receiver_service, traced"] = nameko_run(
+                "receiver-traced",
+                "services/receiver/config.yaml",
+                "receiver.service",
+                {
+                    **env,
+                    "AMQP_URI": traced.amqp_uri,
+                    "DATABASE_URL": f"sqlite:///{log_dir}/receiver-traced.sqlite3",
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
+                },
+                log_dir,
+            )
+            processes["OTLP receiver"] = Process(
+                "otlp", [sys.executable, "-m", "bench.otlp_sink", str(otlp_port)], env, log_dir
             )
             processes["sender_service"] = nameko_run(
                 "sender", "services/sender/config.yaml", "sender.service", env, log_dir
@@ -261,11 +346,26 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
                     "bench-kombu-echo",
                 ],
             )
+            wait_consumers(traced.name, ["rpc-receiver_service"])
             bare, relay = "bare nameko @rpc echo", "bare nameko RpcProxy relay -> echo"
+            receiver = "receiver directly (project)"
             targets = [
                 NamekoTarget("sender -> receiver (project)", "sender_service", "send_event", amqp_uri, relay),
+                NamekoTarget(receiver, "receiver_service", "receive_event", amqp_uri, bare),
                 NamekoTarget(
-                    "receiver directly (project)", "receiver_service", "receive_event", amqp_uri, bare
+                    "receiver, event with id: receipt written (project)",
+                    "receiver_service",
+                    "receive_event",
+                    amqp_uri,
+                    bare,
+                    payload=payload_with_id,
+                ),
+                NamekoTarget(
+                    "receiver, tracing on, OTLP export (project)",
+                    "receiver_service",
+                    "receive_event",
+                    traced.amqp_uri,
+                    receiver,
                 ),
                 NamekoTarget(relay, "echo_relay", "relay", amqp_uri),
                 NamekoTarget(bare, "echo_service", "echo", amqp_uri),
@@ -275,71 +375,152 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
             rpc = measure_rpc(targets, args.rounds, args.sequential, args.pipelined, progress)
             events = measure_events(amqp_uri, args.rounds, args.events, progress)
         memory = {name: process.rss_mib() for name, process in processes.items()}
-    finally:
-        for target in targets:
-            target.close()
-        for process in processes.values():
-            process.stop()
+        # The traced row is only a tracing row if spans were exported (the batch exporter's delay).
+        spans_exported = wait_for_exports(otlp_port)
     settings = {
         "rounds": args.rounds,
         "sequential": args.sequential,
         "pipelined": args.pipelined,
         "events": args.events,
+        "otlp_export_requests": spans_exported,
     }
     return {"settings": settings, "rpc": rpc, "events": events, "rss_mib": memory}
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--only",
-        choices=["rpc", "pipeline"],
-        help="run one part (rpc: RPC round trips, events, memory); the other part's last results are kept",
-    )
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--sequential", type=int, default=200)
-    parser.add_argument("--pipelined", type=int, default=600)
-    parser.add_argument("--events", type=int, default=1000)
-    parser.add_argument("--pipeline-rounds", type=int, default=5, help="rounds per database")
-    parser.add_argument("--messages", type=int, default=100, help="messages per pipeline run")
-    parser.add_argument("--in-flight", type=int, default=20, help="pipeline calls in flight")
-    parser.add_argument(
-        "--pipeline-timeout", type=float, default=180, help="seconds a pipeline run may take before it is cut"
-    )
-    parser.add_argument("--output", type=Path, default=ROOT / "bench")
-    args = parser.parse_args(argv)
+def measure_profile_part(amqp_uri, vhost, args, log_dir) -> dict:
+    """The receiver and the bare echo, each under py-spy while it takes pipelined calls."""
+    env = {
+        "AMQP_URI": amqp_uri,
+        "LOG_LEVEL": "WARNING",
+        "DATABASE_URL": f"sqlite:///{log_dir}/receiver-profiled.sqlite3",
+    }
+    sides = {
+        "receiver, events with ids": (
+            ["--config", "services/receiver/config.yaml", "receiver.service"],
+            "receiver_service",
+            "receive_event",
+            payload_with_id,
+        ),
+        "bare nameko echo": (
+            ["--config", "bench/config.yaml", "bench.services:EchoService"],
+            "echo_service",
+            "echo",
+            same_payload,
+        ),
+    }
+    targets = {}
+    with Progress(console=console) as progress:
+        task = progress.add_task("profiles (py-spy)", total=len(sides))
+        for label, (argv, service, method, payload) in sides.items():
 
-    previous = args.output / "results.json"
-    results = json.loads(previous.read_text()) if previous.exists() else {}
+            def load(seconds, label=label, service=service, method=method, payload=payload):
+                target = NamekoTarget(label, service, method, amqp_uri, payload=payload)
+                try:
+                    target.pipelined(100)  # warm-up, not counted
+                    calls, deadline = 0, time.monotonic() + seconds
+                    while time.monotonic() < deadline:
+                        target.pipelined(100)
+                        calls += 100
+                    return calls
+                finally:
+                    target.close()
+
+            name = service.removesuffix("_service")
+            targets[label] = profiled(
+                name, argv, env, log_dir, vhost, f"rpc-{service}", load, args.profile_seconds
+            )
+            progress.advance(task)
+    return {"seconds": args.profile_seconds, "targets": targets}
+
+
+def wait_for_exports(port, timeout=15) -> int:
+    deadline = time.monotonic() + timeout
+    exports = 0
+    while time.monotonic() < deadline:
+        exports = int(requests.get(f"http://127.0.0.1:{port}/", timeout=5).text)
+        if exports:
+            break
+        time.sleep(0.5)
+    return exports
+
+
+def measure(args, results):
+    """Runs the parts asked for into `results`."""
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    started = time.monotonic()
     with RabbitAdmin().scratch_vhost(AMQP_URI, "bench") as scratch:
         amqp_uri, vhost = scratch.amqp_uri, scratch.name
         if args.only in (None, "rpc"):
             results.update(measure_rpc_part(amqp_uri, vhost, args, log_dir))
         if args.only in (None, "pipeline"):
             with Progress(console=console) as progress:
-                results["pipeline"] = measure_pipeline(
-                    amqp_uri,
-                    vhost,
-                    args.pipeline_rounds,
-                    args.messages,
-                    args.in_flight,
-                    args.pipeline_timeout,
-                    log_dir,
-                    progress,
+                results["floors"] = measure_floors(
+                    amqp_uri, args.pipeline_rounds, args.floor_count, log_dir, progress
                 )
+                results["pipeline"] = measure_pipeline(amqp_uri, vhost, args, log_dir, progress)
+        if args.only in (None, "profile"):
+            if py_spy_works():
+                results["profile"] = measure_profile_part(amqp_uri, vhost, args, log_dir)
+            else:
+                console.print("profile: skipped, py-spy does not run here")
+        if args.only in (None, "imports"):
+            with Progress(console=console) as progress:
+                results["imports"] = measure_imports(args.pipeline_rounds, progress)
+    results.setdefault("durations_s", {})[args.only or "all"] = round(time.monotonic() - started)
 
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--only",
+        choices=PARTS,
+        help="run one part (rpc: RPC round trips, events, memory; pipeline: the pipeline and the floors; "
+        "imports: import costs; profile: py-spy of the receiver and the echo); the other parts' last "
+        "results are kept",
+    )
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--sequential", type=int, default=200)
+    parser.add_argument("--pipelined", type=int, default=600)
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--pipeline-rounds", type=int, default=3, help="rounds of every pipeline setup")
+    parser.add_argument("--messages", type=int, default=200, help="messages per pipeline run (cost rows)")
+    parser.add_argument("--scale-messages", type=int, default=200, help="messages per scale-out run")
+    parser.add_argument(
+        "--webhook-delay-ms", type=float, default=1000, help="the webhook's latency in the scale-out rows"
+    )
+    parser.add_argument("--in-flight", type=int, default=20, help="pipeline calls in flight")
+    parser.add_argument(
+        "--pipeline-timeout", type=float, default=180, help="seconds a pipeline run may take before it is cut"
+    )
+    parser.add_argument("--floor-count", type=int, default=500, help="operations per floor measurement")
+    parser.add_argument(
+        "--profile-seconds", type=int, default=15, help="seconds of load per profiled process"
+    )
+    parser.add_argument(
+        "--report", action="store_true", help="measure nothing: results.md and the plot from results.json"
+    )
+    parser.add_argument("--output", type=Path, default=ROOT / "bench")
+    args = parser.parse_args(argv)
+
+    previous = args.output / "results.json"
+    results = json.loads(previous.read_text()) if previous.exists() else {}
+    started = time.monotonic()
+    if not args.report:
+        measure(args, results)
     markdown = report(results)
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "results.md").write_text(markdown)
     (args.output / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    written = [args.output / "results.md", args.output / "results.json"]
+    if "pipeline" in results and plot_scale_out(results["pipeline"], args.output / PLOT):
+        written.append(args.output / PLOT)
     for section in markdown.split("\n## ")[1:]:
         title, *lines = section.strip().splitlines()
         print_table(title, [line for line in lines if line.startswith("|")])
         for line in lines:
             if line and not line.startswith("|"):
                 console.print(line)
-    console.print(f"written: {args.output / 'results.md'}, {args.output / 'results.json'}")
+    console.print(f"{round(time.monotonic() - started)} s; written: {', '.join(map(str, written))}")
     return 0
 
 

@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from common.errors import InvalidInput
-from common.schemas import MAX_KEY_CHARS, NO_NUL, NewMessage, parse
+from common.keys import MAX_KEY_CHARS, NO_NUL
+from common.schemas import NewMessage, parse
 
 VERSION = "1.0.0"
 DEFAULT_OUT = Path("docs/contracts")

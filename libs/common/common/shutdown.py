@@ -40,7 +40,6 @@ from greenlet import GreenletExit
 from nameko.extensions import DependencyProvider
 from nameko.messaging import QueueConsumer
 from nameko.timer import Timer
-from sqlalchemy.orm import Session
 
 SHUTDOWN_TIMEOUT_KEY = "SHUTDOWN_TIMEOUT"
 DEFAULT_SHUTDOWN_TIMEOUT = 20
@@ -149,9 +148,11 @@ def abandon(container, worker_ctx, worker):
             worker.wait()
     except GreenletExit:
         pass
+    # Looked up, not imported: a service without a database (sender_service) never loads SQLAlchemy.
+    session_class = getattr(sys.modules.get("sqlalchemy.orm"), "Session", None)
     for provider in container.dependencies:
         dependency = getattr(worker_ctx.service, provider.attr_name, None)
-        if isinstance(dependency, Session):
+        if session_class is not None and isinstance(dependency, session_class):
             dependency.invalidate()
     for provider in container.dependencies:
         try:

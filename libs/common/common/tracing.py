@@ -25,6 +25,7 @@ traces and as the parent decided for continued ones. The provider is per process
 import contextvars
 import logging
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import nameko.events
 import nameko.rpc
@@ -33,9 +34,11 @@ from nameko.extensions import DependencyProvider
 from nameko.web.handlers import HttpRequestHandler
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
-from sqlalchemy.engine import Engine
 
 from common.logs import outcome_of
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 ENDPOINT_KEY = "OTEL_EXPORTER_OTLP_ENDPOINT"
 SAMPLER_ARG_KEY = "OTEL_TRACES_SAMPLER_ARG"
@@ -102,7 +105,7 @@ def configure(config: dict, service_name: str):
     return provider
 
 
-def trace_engine(engine: Engine) -> None:
+def trace_engine(engine: "Engine") -> None:
     """Child spans for every statement on `engine` (created before tracing was configured)."""
     from opentelemetry import metrics
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
@@ -224,10 +227,14 @@ class Tracing(DependencyProvider):
         if self.provider is None:
             return
         # Every provider's setup() has run by now: the Database providers have their engines.
-        for dependency in self.container.dependencies:
-            engine = getattr(dependency, "engine", None)
-            if isinstance(engine, Engine):
-                trace_engine(engine)
+        engines = [getattr(dependency, "engine", None) for dependency in self.container.dependencies]
+        if any(engines):
+            # Imported here: a service without a database (sender_service) never loads SQLAlchemy.
+            from sqlalchemy.engine import Engine
+
+            for engine in engines:
+                if isinstance(engine, Engine):
+                    trace_engine(engine)
 
     def stop(self):
         if self.provider is not None:

@@ -20,7 +20,8 @@ from common.contracts import MessageStatus, OutcomeStatus
 from common.db import States
 from common.errors import Conflict, InvalidInput, NotFound
 from common.failpoints import failpoint
-from common.schemas import NewMessage, lookup_key
+from common.keys import lookup_key
+from common.schemas import NewMessage
 from common.tracing import dispatch_with_trace_context, with_trace_context
 
 log = logging.getLogger(__name__)

@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from common.errors import InvalidInput
-from common.schemas import MAX_KEY_CHARS, lookup_key, strict_json_size
+from common.keys import MAX_KEY_CHARS, lookup_key, strict_json_size
 
 
 class Base(DeclarativeBase):

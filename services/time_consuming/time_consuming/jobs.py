@@ -22,7 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from common.contracts import JobState
 from common.db import States
-from common.schemas import lookup_key
+from common.keys import lookup_key
 
 PENDING, UPLOADED, NOTIFIED, FAILED = JobState
 
