@@ -32,6 +32,7 @@ import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -461,10 +462,9 @@ def measure() -> None:
             END,
         ]
     )
-    text = README.read_text()
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
-        README.write_text(text)
+    from stack.docs import replace_block
+
+    if replace_block(README, BEGIN, END, block):
         print("images: README.md updated")
     print(block)
 
@@ -472,6 +472,56 @@ def measure() -> None:
 def app_tag(report: dict) -> str:
     """The tag of the application image just built (or found up to date): its inputs' hash."""
     return report[f"{APP_IMAGE}:latest"]["hash"]
+
+
+# Which application tag each checkout on this machine built last ({checkout folder: tag}): a tag is
+# superseded once no checkout has it as its current one. A lock of its own guards it (not LOCK: a
+# build in another checkout would hold it for minutes).
+CURRENT_TAGS = Path(tempfile.gettempdir()) / "nameko-reference-app-tags.json"
+HASH_TAG = re.compile(r"[0-9a-f]{16}")
+# A tag younger than this is kept whatever the record says: a checkout whose `make images` predates
+# the record may be about to start containers from it.
+PRUNE_GRACE_SECONDS = 600
+
+
+def prune_superseded_app_tags(
+    current: str,
+    repository: str = APP_IMAGE,
+    record: Path = CURRENT_TAGS,
+    checkout: Path = ROOT,
+    grace_seconds: float = PRUNE_GRACE_SECONDS,
+) -> list[str]:
+    """Records `current` as `checkout`'s application tag, then removes `repository`'s content-hash
+    tags that are superseded: no existing checkout has it as current, no container (running or
+    stopped) was created from it, and it is older than `grace_seconds`. `latest` and any tag that
+    is not a content hash stay. Returns the tags removed."""
+    with open(record.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            current_tags = json.loads(record.read_text())
+        except (FileNotFoundError, ValueError):
+            current_tags = {}
+        current_tags = {folder: tag for folder, tag in current_tags.items() if Path(folder).is_dir()}
+        current_tags[str(checkout)] = current
+        record.write_text(json.dumps(current_tags, indent=1, sort_keys=True))
+        listed = run("docker", "images", "--format", "{{.Tag}} {{.CreatedAt}}", repository).stdout.decode()
+        in_use = set(run("docker", "ps", "-a", "--format", "{{.Image}}").stdout.decode().split())
+        removed = []
+        for line in listed.splitlines():
+            tag, created = line.split(" ", 1)
+            name = f"{repository}:{tag}"
+            if not HASH_TAG.fullmatch(tag) or tag in current_tags.values() or name in in_use:
+                continue
+            if time.time() - created_at(created) < grace_seconds:
+                continue
+            if run("docker", "rmi", name, check=False).returncode == 0:  # never -f: in use stays
+                removed.append(tag)
+    return removed
+
+
+def created_at(docker_time: str) -> float:
+    """`docker images`' CreatedAt (`2026-11-29 16:24:41 +0000 UTC`) as a Unix time."""
+    return datetime.strptime(" ".join(docker_time.split()[:3]), "%Y-%m-%d %H:%M:%S %z").timestamp()
 
 
 def main(argv=None) -> int:
@@ -486,6 +536,9 @@ def main(argv=None) -> int:
         else:
             started = time.monotonic()
             report = build_all()
+            removed = prune_superseded_app_tags(app_tag(report))
+            if removed:
+                print(f"images: removed {len(removed)} superseded application tag(s): {', '.join(removed)}")
             print(f"images: done in {time.monotonic() - started:.1f} s; application tag {app_tag(report)}")
     except BuildError as error:
         print(f"images: {error}", file=sys.stderr)
