@@ -474,13 +474,14 @@ def app_tag(report: dict) -> str:
     return report[f"{APP_IMAGE}:latest"]["hash"]
 
 
-# Which application tag each checkout on this machine built last ({checkout folder: tag}): a tag is
-# superseded once no checkout has it as its current one. A lock of its own guards it (not LOCK: a
-# build in another checkout would hold it for minutes).
+# Which application tag each checkout on this machine built last, and the tags they built before:
+# {"current": {checkout folder: tag}, "superseded": [tag, ...]}. A tag is superseded once the
+# checkout that recorded it moves on (or is gone); one no run recorded (built by an older
+# tools/images.py, say) is not this record's to judge and stays.
 CURRENT_TAGS = Path(tempfile.gettempdir()) / "nameko-reference-app-tags.json"
 HASH_TAG = re.compile(r"[0-9a-f]{16}")
-# A tag younger than this is kept whatever the record says: a checkout whose `make images` predates
-# the record may be about to start containers from it.
+# A tag younger than this stays whatever the record says: the window between a checkout's build
+# and its `docker compose up`.
 PRUNE_GRACE_SECONDS = 600
 
 
@@ -491,31 +492,40 @@ def prune_superseded_app_tags(
     checkout: Path = ROOT,
     grace_seconds: float = PRUNE_GRACE_SECONDS,
 ) -> list[str]:
-    """Records `current` as `checkout`'s application tag, then removes `repository`'s content-hash
-    tags that are superseded: no existing checkout has it as current, no container (running or
-    stopped) was created from it, and it is older than `grace_seconds`. `latest` and any tag that
-    is not a content hash stay. Returns the tags removed."""
+    """Records `current` as `checkout`'s application tag, then removes `repository`'s superseded
+    tags: recorded by a checkout that has moved on or is gone, current for no existing checkout, no
+    container (running or stopped) created from it, older than `grace_seconds`. `latest`, tags that
+    are not content hashes and tags the record does not know stay. Returns the tags removed.
+
+    A lock of its own guards the record (not LOCK: a build in another checkout holds that one for
+    minutes)."""
     with open(record.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            current_tags = json.loads(record.read_text())
+            known = json.loads(record.read_text())
         except (FileNotFoundError, ValueError):
-            current_tags = {}
-        current_tags = {folder: tag for folder, tag in current_tags.items() if Path(folder).is_dir()}
-        current_tags[str(checkout)] = current
-        record.write_text(json.dumps(current_tags, indent=1, sort_keys=True))
+            known = {}
+        currents, superseded = known.get("current", {}), set(known.get("superseded", []))
+        for folder, tag in list(currents.items()):
+            if folder == str(checkout) or not Path(folder).is_dir():
+                superseded.add(tag)
+                del currents[folder]
+        currents[str(checkout)] = current
+        superseded -= set(currents.values())
         listed = run("docker", "images", "--format", "{{.Tag}} {{.CreatedAt}}", repository).stdout.decode()
         in_use = set(run("docker", "ps", "-a", "--format", "{{.Image}}").stdout.decode().split())
-        removed = []
+        present, removed = set(), []
         for line in listed.splitlines():
             tag, created = line.split(" ", 1)
-            name = f"{repository}:{tag}"
-            if not HASH_TAG.fullmatch(tag) or tag in current_tags.values() or name in in_use:
+            present.add(tag)
+            if tag not in superseded or not HASH_TAG.fullmatch(tag) or f"{repository}:{tag}" in in_use:
                 continue
             if time.time() - created_at(created) < grace_seconds:
                 continue
-            if run("docker", "rmi", name, check=False).returncode == 0:  # never -f: in use stays
+            if run("docker", "rmi", f"{repository}:{tag}", check=False).returncode == 0:  # never -f
                 removed.append(tag)
+        superseded = (superseded & present) - set(removed)  # kept ones are looked at again next time
+        record.write_text(json.dumps({"current": currents, "superseded": sorted(superseded)}, indent=1))
     return removed
 
 

@@ -8,9 +8,11 @@
 
 Services run from docker-compose.yml through the local runner (`stack.runner.LocalStack`) in a vhost
 of their own on the broker at AMQP_URI; the broker demos start a private RabbitMQ node
-(`tests/private_broker.py`) and never touch the shared one. The same experiments on compose's
-containers are tests/containers/test_experiments.py (docker kill/stop, a broker container restart,
-`docker network disconnect`).
+(`tests/private_broker.py`) and never touch the shared one.
+
+    stack demo --backend docker [SCENARIO]   the same experiments on docker-compose.yml's containers
+                                             (docker kill/stop, a broker container restart, `docker
+                                             network disconnect`): stack.demo_containers
 """
 
 import contextlib
