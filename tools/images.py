@@ -377,10 +377,13 @@ def build_all(out=sys.stdout) -> dict:
             digest = hashes[image.name] = inputs_hash(image, hashes)
             prefix = f"[{number}/{len(IMAGES)}] {image.name:42}"
             started = time.monotonic()
-            if label_of(image.name) == digest and (
-                not image.name.startswith(APP_IMAGE + ":") or label_of(f"{APP_IMAGE}:{digest}") == digest
-            ):
+            is_app = image.name.startswith(APP_IMAGE + ":")
+            if label_of(image.name) == digest and (not is_app or label_of(f"{APP_IMAGE}:{digest}") == digest):
                 state = "up to date"
+            elif is_app and label_of(f"{APP_IMAGE}:{digest}") == digest:
+                # built before under its hash tag; `latest` has since gone to another checkout's build
+                run("docker", "tag", f"{APP_IMAGE}:{digest}", image.name)
+                state = "retagged"
             else:
                 print(f"{prefix} building ({image.kind})...", file=out, flush=True)
                 log = WORK / (re.sub(r"[^A-Za-z0-9.-]+", "_", image.name) + ".log")
