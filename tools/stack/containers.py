@@ -218,10 +218,10 @@ def rpc(stack, timeout=30):
     return ClusterRpcProxy({"AMQP_URI": stack.amqp_uri}, timeout=timeout)
 
 
-def calls_in_flight(stack, events: list[dict], after_replies=None, action=None) -> list:
+def calls_in_flight(stack, events: list[dict], after_replies=None, action=None) -> tuple[list, float]:
     """One call per event to receiver_service at once from the host; `action()` once `after_replies`
     of them have been answered (the rest still queued or being worked on); returns every reply
-    (or the exception a call raised), in order.
+    (or the exception a call raised), in order, and when the last one came (time.monotonic()).
 
     One greenthread reads the replies (nameko's reply listener allows one reader), in order."""
     import eventlet
@@ -240,13 +240,14 @@ def calls_in_flight(stack, events: list[dict], after_replies=None, action=None) 
                     replies.append(error)
                 if len(replies) == after_replies:
                     enough.send()
+            return time.monotonic()
 
         collector = eventlet.spawn(collect)
         if action:
             enough.wait()
             action()
-        collector.wait()
-    return replies
+        last_reply_at = collector.wait()
+    return replies, last_reply_at
 
 
 def events(prefix: str, count: int) -> list[dict]:
@@ -306,8 +307,8 @@ def concurrent_calls(stack, receivers: int, calls: int) -> ConcurrentRun:
     before = stack.handled()
     sent = events("concurrent", calls)
     started = time.monotonic()
-    replies = calls_in_flight(stack, sent)
-    seconds = time.monotonic() - started
+    replies, last_reply_at = calls_in_flight(stack, sent)
+    seconds = last_reply_at - started
     after = stack.handled()
     return ConcurrentRun(
         receivers,
@@ -340,8 +341,10 @@ def kill_and_stop(stack, calls: int = 50, after_replies: int = 5) -> KillAndStop
 
     with rpc(stack) as cluster:
         receipts_before = cluster.receiver_service.receipt_count()
-    replies = calls_in_flight(stack, sent, after_replies=after_replies, action=kill_two_mid_flight)
-    seconds = time.monotonic() - killed_at[0]
+    replies, last_reply_at = calls_in_flight(
+        stack, sent, after_replies=after_replies, action=kill_two_mid_flight
+    )
+    seconds = last_reply_at - killed_at[0]
     with rpc(stack) as cluster:
         receipts = cluster.receiver_service.receipt_count() - receipts_before
     codes = {
@@ -395,7 +398,7 @@ class NetworkCut:
     cut_seconds: float
     answered: int
     rejoined: bool  # the cut container is a consumer of rpc-receiver_service again
-    seconds: float  # from the first call to the last reply
+    seconds: float  # from the first call to the last reply (the cut may last longer)
     seconds_to_rejoin: float  # from `docker network connect` to it consuming again
 
 
@@ -416,8 +419,8 @@ def network_cut(stack, calls: int = 30, cut_seconds: float = 30) -> NetworkCut:
         reconnected_at.append(time.monotonic())
 
     started = time.monotonic()
-    replies = calls_in_flight(stack, sent, after_replies=1, action=reconnect_after_the_cut)
-    seconds = time.monotonic() - started
+    replies, last_reply_at = calls_in_flight(stack, sent, after_replies=1, action=reconnect_after_the_cut)
+    seconds = last_reply_at - started
 
     def cut_one_consumes():
         address = json.loads(docker("inspect", cut))[0]["NetworkSettings"]["Networks"][network]["IPAddress"]

@@ -134,7 +134,7 @@ def verdict(step, result) -> tuple[bool, str, str, str]:
             result.answered == result.calls and result.rejoined,
             f"1 receiver off the network {result.cut_seconds:.0f} s under {result.calls} calls",
             f"answered {result.answered}/{result.calls}, rejoined: {'yes' if result.rejoined else 'NO'}",
-            f"all answered in {result.seconds:.1f} s; consuming again "
+            f"last reply {result.seconds:.1f} s after the first call; consuming again "
             f"{result.seconds_to_rejoin:.1f} s after `docker network connect`",
         )
     raise ValueError(step)
