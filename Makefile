@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := -e libs/common -e services/message -e services/time_consuming -e services/sender -e services/receiver -e .[dev]
 AMQP_URI ?= amqp://guest:guest@localhost:5672/
 
-.PHONY: install test test-services lint run images images-report up bench audit clean
+.PHONY: install test test-fast test-services lint run images images-report up bench audit clean
 
 install: $(VENV)/.installed
 
@@ -21,12 +21,17 @@ lint: install
 test: install lint test-services
 	$(BIN)/pytest
 
+# The edit loop: the domain functions on SQLite, worker_factory units and the docs checks; no broker,
+# no database server, nothing started (the `unit` marker).
+test-fast: install
+	$(BIN)/pytest -m unit libs services tests/deploy/test_docs.py
+
 # RabbitMQ (with its management API) and PostgreSQL for the tests: started, installed from Debian's
 # packages or run as containers, whichever this machine allows (see the script).
 test-services:
 	tools/test-services
 
-# docker-compose.yml's services as local processes (no Docker): see README "Run it without Docker".
+# docker-compose.yml's services as local processes (no Docker): see docs/running.md.
 # Known vulnerabilities in every installed package (PyPI's advisory data). Needs the PyPI JSON API:
 # --strict fails when a package cannot be checked rather than reporting "no known vulnerabilities".
 audit: install
@@ -37,11 +42,11 @@ run: install
 	AMQP_URI=$(AMQP_URI) $(BIN)/stack up --scale receiver=3
 
 # Every image docker-compose.yml runs, built here with no registry (Debian's packages, a wheelhouse
-# built on the host); what is up to date is skipped. See README "With Docker".
+# built on the host); what is up to date is skipped. See docs/running.md "With Docker".
 images: install
 	$(BIN)/python tools/images.py
 
-# A cold build (the project's images removed first) and a warm one: sizes and times into README.md.
+# A cold build (the project's images removed first) and a warm one: sizes and times into docs/running.md.
 images-report: install
 	$(BIN)/python tools/images.py --measure
 
@@ -50,10 +55,11 @@ up: images
 	docker compose up --scale receiver=3
 
 # The project against bare Nameko and raw kombu on the broker at AMQP_URI (a vhost of its own):
-# prints tables, writes bench/results.md and bench/results.json. See README "Benchmarks".
+# prints tables, writes bench/results.md and bench/results.json (included in docs/benchmarks.md).
 # BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS="--only pipeline --pipeline-rounds 3"`.
 bench: install
 	AMQP_URI=$(AMQP_URI) $(BIN)/python -m bench.run $(BENCH_ARGS)
+	$(BIN)/python tools/docs.py
 
 clean:
 	rm -rf $(VENV) *.sqlite3 .stack

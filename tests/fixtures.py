@@ -13,8 +13,10 @@ import psutil
 import pytest
 import requests
 import sqlalchemy
+from sqlalchemy.orm import Session, sessionmaker
 
 from common.config import load_config
+from common.db import make_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 RABBIT_HOST = os.environ.get("RABBIT_HOST", "localhost")
@@ -203,3 +205,21 @@ def s3(s3_server):
         "S3_SECRET_ACCESS_KEY": "test",
     }
     return client, settings
+
+
+@pytest.fixture
+def sqlite_sessions(tmp_path):
+    """Sessions on a fresh SQLite file with `metadata`'s tables, the engine configured as the services
+    configure theirs (WAL, BEGIN IMMEDIATE): the fast tier for the domain functions, no server.
+    Call the factory for each operation: a worker gets a fresh session, so must a test."""
+    engines = []
+
+    def make(metadata) -> sessionmaker[Session]:
+        engine = make_engine(f"sqlite:///{tmp_path}/domain-{len(engines)}.sqlite3")
+        engines.append(engine)
+        metadata.create_all(engine)
+        return sessionmaker(engine, expire_on_commit=False)
+
+    yield make
+    for engine in engines:
+        engine.dispose()

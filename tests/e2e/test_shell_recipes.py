@@ -1,29 +1,28 @@
-"""The README's `nameko shell` recipes, run as written against the running stack, with the output it shows.
+"""docs/running.md's `nameko shell` recipes, run as written against the running stack, with their output.
 
-The block between `<!-- shell-recipes -->` markers is replayed line by line through Python's
-interactive console inside a real `nameko shell` (piped: stdin is not a terminal), so expression
+The block marked `<!-- replayed by tests/e2e/test_shell_recipes.py -->` is replayed line by line through
+Python's interactive console inside a real `nameko shell` (piped: stdin is not a terminal), so expression
 values and tracebacks print as they do for a user. Ids and timestamps differ from run to run and
-are compared as placeholders; a dict printed in the README must be contained in the real one.
+are compared as placeholders; a dict printed in the docs must be contained in the real one.
 """
 
 import ast
 import re
 import subprocess
 
+from tests.docs import replayed_blocks
 from tests.support import BIN, ROOT
 
-MARKER = "<!-- shell-recipes -->"
 SEPARATOR = "--- next ---"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(\+00:00)?")
 
 
 def readme_recipes() -> list[tuple[str, str]]:
-    """[(input line, expected output)] from the README block."""
-    block = (ROOT / "README.md").read_text().split(MARKER)[1]
-    block = block.split("```console\n", 1)[1].split("```", 1)[0]
+    """[(input line, expected output)] from the docs block."""
+    (block,) = replayed_blocks("tests/e2e/test_shell_recipes.py")
     recipes: list[tuple[str, list[str]]] = []
-    for line in block.splitlines():
+    for line in block.text.splitlines():
         if line.startswith(">>> "):
             recipes.append((line[4:], []))
         elif line.startswith("$ ") or not recipes:
@@ -92,4 +91,4 @@ def test_the_readme_shell_recipes_print_what_the_readme_shows(local_stack, amqp_
 
     assert shell.returncode == 0, shell.stderr
     for (command, expected), actual in zip(recipes, outputs[: len(recipes)], strict=True):
-        assert matches(expected, actual), f">>> {command}\nREADME: {expected}\nactual: {actual}"
+        assert matches(expected, actual), f">>> {command}\ndocs: {expected}\nactual: {actual}"

@@ -1,5 +1,5 @@
 """A real process killed at each step of the flow: the message still ends `done`, its payload stored,
-and the webhook sees what the guarantees table says (README, "Guarantees, step by step").
+and the webhook sees what the guarantees table says (docs/flow.md, "Guarantees, step by step").
 
 message_service and time_consuming_service run as real `nameko run` processes on PostgreSQL; one of
 them is started with a fail point armed (`common.failpoints`), which SIGKILLs it exactly there, then

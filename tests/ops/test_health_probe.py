@@ -5,6 +5,7 @@ import subprocess
 
 import pytest
 
+from tests.docs import replayed_blocks
 from tests.fixtures import RABBIT_HOST
 from tests.ops.proxy import TcpProxy, through
 from tests.support import BIN, ROOT, ServiceProcess, wait_for
@@ -77,3 +78,31 @@ def test_probe_reports_a_service_nobody_serves_and_an_unreachable_database(amqp_
     assert report["checks"]["broker"] == "ok"
     assert report["checks"][RPC_QUEUE] != "ok"  # missing, or declared but without a consumer
     assert report["checks"]["database"].startswith("failed")
+
+
+def test_the_docs_probe_command_prints_what_they_show(amqp_uri, postgres, tmp_path):
+    (block,) = replayed_blocks("tests/ops/test_health_probe.py")
+    env = {"AMQP_URI": amqp_uri, "DATABASE_URL": postgres()}
+    receiver = ServiceProcess("receiver", env, tmp_path)
+    try:
+        wait_for(lambda: healthy(env), timeout=60, message="healthy")
+        # the docs' command as written, with .venv/bin from this checkout
+        shown = subprocess.run(
+            ["bash", "-c", block.commands[0]],
+            cwd=ROOT,
+            env={"PATH": f"{BIN}:/usr/bin:/bin", **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        receiver.stop()
+
+    report, exit_line = shown.stdout.splitlines()
+    shown_report, shown_exit_line = block.output
+    assert exit_line == shown_exit_line
+    assert without_duration(json.loads(report)) == without_duration(json.loads(shown_report))
+
+
+def without_duration(report: dict) -> dict:
+    return {key: value for key, value in report.items() if key != "duration_ms"}

@@ -23,12 +23,12 @@ def strict_json_size(value) -> int:
 
 
 def lookup_key(value) -> str | None:
-    """`value` as a primary-key string, or None when no row can have it: wrong type, too long, or a
+    """`value` as a primary-key string, or None when no row can have it: wrong type, empty, too long, or a
     NUL character (PostgreSQL text cannot hold one and errors rather than finding nothing)."""
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None
     key = str(value)
-    return key if len(key) <= MAX_KEY_CHARS and "\x00" not in key else None
+    return key if 0 < len(key) <= MAX_KEY_CHARS and "\x00" not in key else None
 
 
 class NewMessage(BaseModel):

@@ -1,5 +1,7 @@
 """receiver_service in a real container on the real broker and PostgreSQL."""
 
+import time
+
 import pytest
 from nameko.extensions import DependencyProvider
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -8,15 +10,22 @@ from receiver.service import ReceiverService
 
 
 class InFlightWorkers(DependencyProvider):
-    """Counts the workers running at once, from nameko's own worker hooks."""
+    """Counts the workers running at once, from nameko's own worker hooks, and holds each new worker
+    until `hold_until` of them are in flight: how many overlap then depends on the pool, not on how
+    fast the calls happen to arrive. The hold waits with `time.sleep`: were it not green, the first
+    worker would freeze the process and no other could start."""
 
     def setup(self):
         self.running = self.peak = self.started = 0
+        self.hold_until = 1
 
     def worker_setup(self, worker_ctx):
         self.started += 1
         self.running += 1
         self.peak = max(self.peak, self.running)
+        deadline = time.monotonic() + 30
+        while self.peak < self.hold_until and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def worker_teardown(self, worker_ctx):
         self.running -= 1
@@ -68,11 +77,12 @@ def call_concurrently(config, count: int) -> list[str]:
 
 @pytest.mark.parametrize(("max_workers", "calls"), [(10, 20), (1, 5)])
 def test_max_workers_bounds_how_many_calls_run_at_once(start_receiver, max_workers, calls):
-    config, in_flight = start_receiver(max_workers=max_workers, RECEIVER_WORK_SECONDS=0.2)
+    config, in_flight = start_receiver(max_workers=max_workers)
+    in_flight.hold_until = max_workers
 
     replies = call_concurrently(config, calls)
 
     assert sorted(replies) == sorted(f"Event Received: call {i}" for i in range(calls))
     assert in_flight.started == calls
-    # time.sleep is green under monkey-patching: the workers overlap, up to max_workers and no more.
+    # held until max_workers overlap (the sleep is green), and the pool never lets one more in
     assert in_flight.peak == max_workers
