@@ -465,9 +465,10 @@ def measure() -> None:
             END,
         ]
     )
-    from stack.docs import replace_block
-
-    if replace_block(RUNNING_DOC, BEGIN, END, block):
+    text = RUNNING_DOC.read_text()
+    if BEGIN in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+        RUNNING_DOC.write_text(text)
         print("images: docs/running.md updated")
     print(block)
 

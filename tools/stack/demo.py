@@ -60,9 +60,9 @@ def register(subcommands):
     )
     parser.add_argument("--plot", type=Path, default=Path("scaling.png"), help="scaling: where the PNG goes")
     parser.add_argument(
-        "--readme",
+        "--markdown",
         type=Path,
-        help="docker: also write the tables into this Markdown file, between its containers-demo markers",
+        help="docker: also write the tables into this Markdown file (docs/experiments.md includes it)",
     )
     parser.set_defaults(run=run)
 

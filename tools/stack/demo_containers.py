@@ -4,10 +4,13 @@
 own (`stack.containers.experiment_stack`: RECEIVER_WORK_SECONDS=1, MAX_WORKERS=3, free host ports),
 the experiments of `stack.containers` -- the ones tests/containers/test_experiments.py asserts the
 counts of -- and `docker compose down -v`. Prints their counts with their timings, plots the
-scaling run (`--plot`), and with `--readme` writes the same tables into a Markdown file.
+scaling run (`--plot`), and with `--markdown` writes the same tables into a Markdown file that a
+docs page includes.
 """
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stack import containers
 from stack.demo import console, plot, table
-from stack.docs import replace_block
+from tests.support import ROOT
 
 # scenario -> the steps it runs; no scenario: all of them on one stack
 STEPS = {
@@ -25,8 +28,6 @@ STEPS = {
     "broker-restart": ["broker-restart"],
     "network-cut": ["network-cut"],
 }
-BEGIN = "<!-- containers-demo:begin (stack demo --backend docker --readme) -->"
-END = "<!-- containers-demo:end -->"
 
 
 def run(args) -> int:
@@ -67,8 +68,8 @@ def run(args) -> int:
         table(title, columns, rows)
     minutes = (time.monotonic() - started) / 60
     console.print(f"{minutes:.1f} min in all, load average {load:.1f} over the last 5 min")
-    if args.readme:
-        write_markdown(args.readme, tables, args.plot, load)
+    if args.markdown:
+        write_markdown(args.markdown, tables, args.plot, load)
     ok = all(verdict(step, result)[0] for step, result in results.items())
     return 0 if ok else 1
 
@@ -215,16 +216,19 @@ def markdown(title, columns, rows) -> list[str]:
 
 
 def write_markdown(path: Path, tables, plot_path: Path, load: float) -> None:
+    """The tables as a Markdown file of their own, which a docs page includes (`<!-- include: ... -->`,
+    tools/docs.py, run here to refresh the pages)."""
     lines = [
-        BEGIN,
+        "# The article's experiments on containers",
+        "",
         f"`stack demo --backend docker` on this 2-core machine ({time.strftime('%Y-%m-%d')}, load "
-        f"average {load:.1f} from other work meanwhile; timings vary with it, the counts do not):",
+        f"average {load:.1f} from other work meanwhile; timings vary with it, the counts do not).",
         "",
     ]
     for title, columns, rows in tables:
         lines += markdown(title, columns, rows)
     relative = os.path.relpath(plot_path.resolve(), path.resolve().parent)
-    lines += [f"![scaling on containers]({relative})", END]
-    if not replace_block(path, BEGIN, END, "\n".join(lines)):
-        raise SystemExit(f"stack demo: no {BEGIN} ... {END} in {path}")
-    console.print(f"tables written into {path}")
+    lines.append(f"![scaling on containers]({relative})")
+    path.write_text("\n".join(lines) + "\n")
+    console.print(f"tables written: {path}")
+    subprocess.run([sys.executable, str(ROOT / "tools" / "docs.py")], check=False)
