@@ -2,14 +2,14 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-PACKAGES := -e libs/common -e services/message -e services/time_consuming -e services/sender -e services/receiver -e .[dev]
+PACKAGES := -e libs/common -e libs/testing -e services/message -e services/time_consuming -e services/sender -e services/receiver -e .[dev]
 AMQP_URI ?= amqp://guest:guest@localhost:5672/
 
-.PHONY: install test test-fast test-services lint run images images-report up bench audit clean
+.PHONY: install test test-fast test-services lint run images images-report up bench load audit clean
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: constraints.txt pyproject.toml libs/common/pyproject.toml services/*/pyproject.toml
+$(VENV)/.installed: constraints.txt pyproject.toml libs/*/pyproject.toml services/*/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet -c constraints.txt $(PACKAGES)
 	touch $@
@@ -39,7 +39,7 @@ audit: install
 	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
 run: install
-	AMQP_URI=$(AMQP_URI) $(BIN)/stack up --scale receiver=3
+	@AMQP_URI=$(AMQP_URI) $(BIN)/stack up --scale receiver=3
 
 # Every image docker-compose.yml runs, built here with no registry (Debian's packages, a wheelhouse
 # built on the host); what is up to date is skipped. See docs/running.md "With Docker".
@@ -60,6 +60,17 @@ up: images
 bench: install
 	AMQP_URI=$(AMQP_URI) $(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python tools/docs.py
+
+# Locust, headless, against the running stack (`make up` or `make run`): HTTP and RPC users, CSV and
+# HTML report in LOAD_REPORT, a summary table at the end. See docs/load.md.
+LOAD_USERS ?= 10
+LOAD_SPAWN_RATE ?= 5
+LOAD_DURATION ?= 30s
+LOAD_HOST ?= http://127.0.0.1:8000
+LOAD_REPORT ?= build/load
+load: install
+	AMQP_URI=$(AMQP_URI) $(BIN)/python -m load.run --users $(LOAD_USERS) --spawn-rate $(LOAD_SPAWN_RATE) \
+		--duration $(LOAD_DURATION) --host $(LOAD_HOST) --report $(LOAD_REPORT) $(LOAD_ARGS)
 
 clean:
 	rm -rf $(VENV) *.sqlite3 .stack

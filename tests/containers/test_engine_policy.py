@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.support import ROOT
+from testkit.processes import ROOT
 
 A_CONTAINER_TEST = "tests/containers/test_compose_stack.py::test_the_http_interface_answers_on_the_host"
 

@@ -66,7 +66,7 @@ def test_only_superseded_tags_no_checkout_and_no_container_uses_are_removed(repo
         )
     )
 
-    removed = images.prune_superseded_app_tags(
+    removed = images.prune_superseded_tags(
         CURRENT, repository=name, record=record, checkout=this, grace_seconds=0
     )
 
@@ -85,10 +85,10 @@ def test_a_superseded_tag_younger_than_the_grace_period_stays(repository, tmp_pa
     record = tmp_path / "app-tags.json"
     record.write_text(json.dumps({"current": {str(tmp_path): PREVIOUS}}))
 
-    kept = images.prune_superseded_app_tags(
+    kept = images.prune_superseded_tags(
         CURRENT, repository=name, record=record, checkout=tmp_path, grace_seconds=3600
     )
-    removed = images.prune_superseded_app_tags(
+    removed = images.prune_superseded_tags(
         CURRENT, repository=name, record=record, checkout=tmp_path, grace_seconds=0
     )
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stack import compose
-from stack.readiness import service_queues
-from tests.support import BIN, ROOT
+from testkit import compose
+from testkit.processes import BIN, ROOT
+from testkit.readiness import service_queues
 
 COMPOSE_BINARY = compose.packaged_binary()
 K8S = ROOT / "deploy" / "k8s"
@@ -91,7 +91,7 @@ def test_every_command_compose_runs_is_installed_by_the_packages():
     commands = {s.command[0] for s in project.services.values() if s.command and s.name != "s3"}
     commands |= {job["command"][0] for job in cron["jobs"]}
 
-    assert commands == {"nameko", "migrate", "nameko-topology", "yacron", "redispatch-stuck"}
+    assert commands == {"nameko", "migrate", "nameko-topology", "yacron", "redispatch-stuck", "webhook-sink"}
     assert all((BIN / command).exists() for command in commands)
 
 
@@ -158,6 +158,27 @@ def test_kubernetes_runs_what_compose_runs():
     assert config["data"]["DATABASE_AUTO_MIGRATE"] == "false"
 
 
+TRACING_SETTINGS = {"OTEL_EXPORTER_OTLP_ENDPOINT": "", "OTEL_TRACES_SAMPLER_ARG": "1.0"}
+
+
+def test_the_tracing_settings_reach_every_service_off_by_default():
+    """Compose and Kubernetes pass OTEL_* through to every service; empty endpoint = tracing off."""
+    project = compose.load(ROOT / "docker-compose.yml", environ={})
+    for service in project.app_services:
+        assert {key: service.environment.get(key) for key in TRACING_SETTINGS} == TRACING_SETTINGS
+    chosen = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", "OTEL_TRACES_SAMPLER_ARG": "0.25"}
+    shell = compose.load(ROOT / "docker-compose.yml", environ=chosen)
+    for service in shell.app_services:
+        assert {key: service.environment[key] for key in chosen} == chosen, service.name
+
+    documents = kustomize(K8S / "base")
+    [config] = by_kind(documents, "ConfigMap").values()
+    assert {key: config["data"][key] for key in TRACING_SETTINGS} == TRACING_SETTINGS
+    for name, deployment in by_kind(documents, "Deployment").items():
+        sources = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
+        assert {"configMapRef": {"name": config["metadata"]["name"]}} in sources, name
+
+
 def test_the_receiver_scales_on_its_own_rpc_queue():
     """The CRDs are not in the bundled schemas: check what they refer to instead."""
     documents = kustomize(K8S / "overlays" / "production")
@@ -181,3 +202,48 @@ def test_env_example_documents_every_compose_default():
     documented = dict(line.split("=", 1) for line in example if line and not line.startswith("#"))
 
     assert documented == defaults
+
+
+def test_the_production_overlay_runs_quorum_queues_on_rabbitmq_4():
+    base, production = kustomize(K8S / "base"), kustomize(K8S / "overlays" / "production")
+    cluster = by_kind(production, "RabbitmqCluster")["rabbitmq"]["spec"]
+    rendered = yaml.safe_dump_all(production)
+
+    assert next(iter(by_kind(base, "ConfigMap").values()))["data"]["QUEUE_TYPE"] == "classic"
+    assert next(iter(by_kind(production, "ConfigMap").values()))["data"]["QUEUE_TYPE"] == "quorum"
+    assert re.fullmatch(r"rabbitmq:4\.\d+-management", cluster["image"])
+    # advice for mirrored classic queues and Mnesia, which RabbitMQ 4.x (Khepri, quorum queues) drops
+    assert "cluster_partition_handling" not in rendered and "ha-mode" not in rendered
+
+
+def warning_filters() -> dict[str, str]:
+    """PYTHONWARNINGS of every application container, in compose and in Kubernetes (base)."""
+    project = compose.load(ROOT / "docker-compose.yml", environ={})
+    filters = {f"compose {s.name}": s.environment.get("PYTHONWARNINGS") for s in project.app_services}
+    config = next(iter(by_kind(kustomize(K8S / "base"), "ConfigMap").values()))
+    return {**filters, "kubernetes": config["data"]["PYTHONWARNINGS"]}
+
+
+def test_warnings_are_filtered_by_module_and_line_not_all_ignored():
+    filters = warning_filters()
+    (value,) = set(filters.values())  # one filter everywhere
+    entries = value.split(",")
+    commands = [
+        ["nameko", "run", "no_such_module"],  # imports eventlet, then stops: no such service
+        ["nameko-topology", "--help"],
+        ["nameko-probe", "--help"],
+        ["nameko-dead-letters", "--help"],
+    ]
+    other_warning = "import warnings; warnings.warn('still shown', DeprecationWarning)"
+
+    def warns(command, warnings: str) -> bool:
+        return "Warning" in run(BIN / command[0], *command[1:], env={"PYTHONWARNINGS": warnings}).stderr
+
+    unfiltered = {command[0]: warns(command, "") for command in commands}
+    filtered = {command[0]: warns(command, value) for command in commands}
+    other = run(BIN / "python", "-c", other_warning, env={"PYTHONWARNINGS": value})
+
+    assert all(entry.startswith("ignore:") and entry.split(":")[3].startswith("nameko.") for entry in entries)
+    assert unfiltered == dict.fromkeys(unfiltered, True)
+    assert filtered == dict.fromkeys(filtered, False)
+    assert "DeprecationWarning: still shown" in other.stderr  # any other warning still shows

@@ -9,7 +9,8 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from pydantic import TypeAdapter
 
 from common.contracts import RPC
-from tests.support import BIN, ROOT, running_stack, wait_for
+from testkit.localstack import running_stack
+from testkit.processes import BIN, ROOT, wait_for
 
 # Bounded: a few seconds of generated requests, reproducible from the seed.
 SCHEMATHESIS = ["--checks", "all", "--max-examples", "25", "--seed", "1207", "--workers", "1"]

@@ -8,8 +8,10 @@ import pytest
 from kombu import Connection, Exchange, Queue
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from common.topology import rpc_queue
+from testkit.processes import BIN, ROOT, wait_for
+from testkit.rabbit import HEAVY_PAYLOAD_QUEUE
 from tests.ops.logs import waiting_in
-from tests.support import BIN, ROOT, wait_for
 
 
 @pytest.fixture
@@ -40,9 +42,7 @@ def test_a_message_stuck_in_pending_is_handed_over_again_and_ends_done(
     # marked sent; then the event is lost (purged here; a queue deleted or a broker's disk lost
     # would do the same), and the message is stuck in `pending`.
     vhost = fresh_vhost.rsplit("/", 1)[1]
-    handler_queue = (
-        "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
-    )
+    handler_queue = HEAVY_PAYLOAD_QUEUE
     with ClusterRpcProxy({"AMQP_URI": fresh_vhost}, timeout=10) as cluster_rpc:
         stuck = cluster_rpc.message_service.receive_message({"message": "stuck", "payload": {"n": 1}})
         wait_for(lambda: waiting_in(fresh_vhost, handler_queue) == 1, message="the event in its queue")
@@ -87,7 +87,7 @@ def test_message_service_not_running_is_a_clear_error_and_a_non_zero_exit(fresh_
     never_ran = run(["redispatch-stuck"], fresh_vhost)
     with Connection(fresh_vhost) as connection:  # its queue is there, as nameko binds it, but nobody consumes
         exchange = Exchange("nameko-rpc", type="topic", durable=True)
-        Queue("rpc-message_service", exchange, routing_key="message_service.*", durable=True)(
+        Queue(rpc_queue("message_service"), exchange, routing_key="message_service.*", durable=True)(
             connection.default_channel
         ).declare()
     stopped = run(["redispatch-stuck"], fresh_vhost, "--timeout", "1")

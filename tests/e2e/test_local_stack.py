@@ -8,8 +8,8 @@ import psutil
 import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from stack import compose
-from tests.support import BIN, ROOT, wait_for
+from testkit import compose
+from testkit.processes import BIN, ROOT, wait_for
 
 COMPOSE = compose.load(ROOT / "docker-compose.yml")
 

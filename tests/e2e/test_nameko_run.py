@@ -1,4 +1,4 @@
-"""The four services as docker-compose.yml runs them, as local processes (`stack.runner.LocalStack`).
+"""The four services as docker-compose.yml runs them, as local processes (`testkit.localstack.LocalStack`).
 
 The commands, environment and one-shot migrations job come from docker-compose.yml, so what these
 tests run is what `docker compose up` runs. Called the article's ways: ClusterRpcProxy (with a
@@ -14,8 +14,9 @@ import pytest
 import requests
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from testkit.localstack import make_local_stack
+from testkit.processes import BIN, ROOT, wait_for
 from tests.docs import replayed_blocks
-from tests.support import BIN, ROOT, make_local_stack, wait_for
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 
 import subprocess
 
+from testkit.processes import BIN, ROOT
 from tests.docs import replayed_blocks
-from tests.support import BIN, ROOT
 
 BLOCKS = {block.commands[0]: block for block in replayed_blocks("tests/e2e/test_operator_commands.py")}
 

@@ -9,7 +9,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from tests.support import wait_for
+from testkit.processes import wait_for
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import ast
 import re
 import subprocess
 
+from testkit.processes import BIN, ROOT
 from tests.docs import replayed_blocks
-from tests.support import BIN, ROOT
 
 SEPARATOR = "--- next ---"
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -22,11 +22,12 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from tests.support import ServiceProcess, free_port, wait_for
+from common.topology import rpc_queue
+from testkit.processes import ServiceProcess, free_port, wait_for
+from testkit.rabbit import HEAVY_PAYLOAD_QUEUE
 
 MESSAGES = 100
 IN_FLIGHT = 20
-HANDLER_QUEUE = "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ def test_the_sqlite_default_finishes_every_message_once_under_load_and_redispatc
         for number in range(1, time_consuming_processes + 1)
     ]
     wait_for(
-        lambda: rabbit_admin.consumers(vhost, HANDLER_QUEUE) == time_consuming_processes,
+        lambda: rabbit_admin.consumers(vhost, HEAVY_PAYLOAD_QUEUE) == time_consuming_processes,
         timeout=60,
         message="time_consuming_service consuming",
     )
@@ -93,7 +94,9 @@ def test_the_sqlite_default_finishes_every_message_once_under_load_and_redispatc
 
     try:
         with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster_rpc:
-            wait_for(lambda: rabbit_admin.consumers(vhost, "rpc-message_service"), 60, message="message")
+            wait_for(
+                lambda: rabbit_admin.consumers(vhost, rpc_queue("message_service")), 60, message="message"
+            )
             started = time.monotonic()
             cron = eventlet.spawn(redispatch_every_second)
             ids = []
@@ -149,7 +152,7 @@ def test_a_worker_waiting_for_sqlites_lock_does_not_freeze_its_process(own_vhost
     }
     service = ServiceProcess("time_consuming", env, tmp_path)
     try:
-        wait_for(lambda: rabbit_admin.consumers(vhost, HANDLER_QUEUE), 60, message="time_consuming")
+        wait_for(lambda: rabbit_admin.consumers(vhost, HEAVY_PAYLOAD_QUEUE), 60, message="time_consuming")
         holder = subprocess.Popen(
             [sys.executable, "-c", HOLD_LOCK, str(database)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )

@@ -13,8 +13,9 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from pytest_httpserver import HTTPServer
 from sqlalchemy.orm import Session
 
-from tests.otlp_receiver import OtlpReceiver, tree
-from tests.support import running_stack, wait_for
+from testkit.localstack import running_stack
+from testkit.otlp_receiver import OtlpReceiver, tree
+from testkit.processes import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,10 @@ each worker has failed to publish its reply more often than stock nameko allows.
 import eventlet
 
 from common.client import call_with_retry
-from tests.support import make_local_stack, rpc_queue, wait_for
+from common.topology import rpc_queue
+from testkit.localstack import make_local_stack
+from testkit.processes import wait_for
+from tests.ops.logs import metrics_url, sample, scrape
 
 CALLS = 10  # 5 straight to the receiver, 5 through sender -> receiver: 10 receiver workers busy
 WORK_SECONDS = "6"  # long enough to see every call in flight (rabbitmqctl) and crash the broker under it
@@ -77,5 +80,11 @@ def test_broker_outage_while_workers_are_busy(private_broker, private_amqp_uri, 
         assert [instance.running for instance in stack.instances.values()] == [True, True], "a service exited"
         assert call_with_retry(amqp_uri, "receiver_service", "receipt_count") == CALLS
         assert call_with_retry(amqp_uri, "sender_service", "send_event", "after") == "Event Received: after"
+        # every retry is counted for Prometheus as it is logged
+        receiver = stack.instances["receiver-1"]
+        publish_retries = sample(scrape(metrics_url(receiver)), "nameko_publish_retries_total")
+        assert (
+            publish_retries == receiver.output().count(RETRY_LOG) >= CALLS * (NAMEKO_DEFAULT_MAX_RETRIES + 2)
+        )
         exit_codes = stack.stop()
     assert exit_codes == {"sender-1": 0, "receiver-1": 0}, stack.instances["receiver-1"].output()[-5000:]

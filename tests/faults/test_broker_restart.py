@@ -15,10 +15,12 @@ import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from common.client import BROKER_ERRORS, call_with_retry
-from tests.support import make_local_stack, rpc_queue, wait_for
+from common.topology import rpc_queue
+from testkit.localstack import make_local_stack
+from testkit.processes import wait_for
+from testkit.rabbit import HEAVY_PAYLOAD_QUEUE
 
 EVENTS = 20
-HANDLER_QUEUE = "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
 
 
 def test_events_dispatched_while_the_handler_is_down_survive_a_broker_restart(
@@ -44,7 +46,7 @@ def test_events_dispatched_while_the_handler_is_down_survive_a_broker_restart(
             )["id"]
             for i in range(EVENTS)
         ]
-        assert private_broker.queue_counts(vhost)[HANDLER_QUEUE] == (EVENTS, 0)
+        assert private_broker.queue_counts(vhost)[HEAVY_PAYLOAD_QUEUE] == (EVENTS, 0)
 
         private_broker.stop()
         # What a client sees while the broker is gone: an error at once, not a hang.
@@ -52,7 +54,7 @@ def test_events_dispatched_while_the_handler_is_down_survive_a_broker_restart(
             cluster.message_service.get_message(ids[0])
         private_broker.start()
 
-        assert private_broker.queue_counts(vhost)[HANDLER_QUEUE] == (EVENTS, 0)
+        assert private_broker.queue_counts(vhost)[HEAVY_PAYLOAD_QUEUE] == (EVENTS, 0)
         wait_for(
             lambda: private_broker.admin.consumers(vhost, rpc_queue("message_service")),
             message="message_service to reconnect by itself",

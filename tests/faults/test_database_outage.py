@@ -17,13 +17,14 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
+from common.topology import rpc_queue
 from message.service import MessageService
-from tests.private_postgres import PrivatePostgres
-from tests.support import ServiceProcess, free_port, wait_for
+from testkit.private_postgres import PrivatePostgres
+from testkit.processes import ServiceProcess, free_port, wait_for
+from testkit.rabbit import HEAVY_PAYLOAD_QUEUE
 
 MESSAGES = 40
 OUTAGE_SECONDS = 15
-HANDLER_QUEUE = "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
 
 
 def statuses(cluster_rpc, ids) -> Counter:
@@ -69,8 +70,8 @@ def test_a_database_outage_mid_processing_loses_no_message(own_vhost, rabbit_adm
             "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
         }
         processes.append(ServiceProcess("message", message_env, tmp_path))
-        wait_for(lambda: rabbit_admin.consumers(vhost, HANDLER_QUEUE), 60, message="time_consuming")
-        wait_for(lambda: rabbit_admin.consumers(vhost, "rpc-message_service"), 60, message="message")
+        wait_for(lambda: rabbit_admin.consumers(vhost, HEAVY_PAYLOAD_QUEUE), 60, message="time_consuming")
+        wait_for(lambda: rabbit_admin.consumers(vhost, rpc_queue("message_service")), 60, message="message")
         with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster_rpc:
             calls = [
                 cluster_rpc.message_service.receive_message.call_async(

@@ -13,7 +13,9 @@ import pytest
 from kombu import Connection
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from tests.support import make_local_stack, rpc_queue, wait_for
+from common.topology import rpc_queue
+from testkit.localstack import make_local_stack
+from testkit.processes import wait_for
 
 CALLS = 50
 RECEIVERS = ["receiver-1", "receiver-2", "receiver-3"]

@@ -16,9 +16,9 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
-from common.topology import handler_queues
+from common.topology import handler_queues, rpc_queue
 from message.service import MessageService
-from tests.support import ServiceProcess, free_port, rpc_queue, wait_for
+from testkit.processes import ServiceProcess, free_port, wait_for
 from time_consuming.service import TimeConsumingService
 
 # fail point -> (the process it kills, notifications the webhook accepts for the one message)

@@ -16,8 +16,9 @@ from nameko.exceptions import RpcTimeout
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from common.client import call_with_retry
+from common.topology import rpc_queue
+from testkit.processes import ServiceProcess, free_port, wait_for
 from tests.ops.logs import consumers_now
-from tests.support import ServiceProcess, free_port, rpc_queue, wait_for
 
 QUEUE = rpc_queue("message_service")
 

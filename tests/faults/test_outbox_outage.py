@@ -7,8 +7,9 @@ started here, never the shared one) and the real PostgreSQL.
 import eventlet
 import requests
 
+from common.topology import rpc_queue
+from testkit.processes import ServiceProcess, free_port, wait_for
 from tests.ops.logs import consumers_now
-from tests.support import ServiceProcess, free_port, rpc_queue, wait_for
 
 
 def test_a_20s_broker_outage_under_load_loses_no_accepted_message(

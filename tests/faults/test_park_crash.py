@@ -17,9 +17,8 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from common.dead_letters import list_dead_letters, replay_dead_letters
-from tests.support import ServiceProcess, wait_for
-
-HANDLER_QUEUE = "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
+from testkit.processes import ServiceProcess, wait_for
+from testkit.rabbit import HEAVY_PAYLOAD_QUEUE
 
 
 def test_a_kill_between_park_and_ack_parks_again_and_replay_gives_one_outcome(
@@ -51,7 +50,7 @@ def test_a_kill_between_park_and_ack_parks_again_and_replay_gives_one_outcome(
         outcomes.declare()
 
         first = ServiceProcess("time_consuming", {**env, "FAILPOINTS": "consumer.after_park=kill"}, tmp_path)
-        wait_for(lambda: rabbit_admin.consumers(vhost, HANDLER_QUEUE), 60, message="the first process")
+        wait_for(lambda: rabbit_admin.consumers(vhost, HEAVY_PAYLOAD_QUEUE), 60, message="the first process")
         event_dispatcher(config)(
             "message_service", "heavy_payload_event", {"message_id": "m-p", "payload": {}}
         )

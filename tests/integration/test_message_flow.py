@@ -5,7 +5,7 @@ import sqlalchemy
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from message.service import MessageService
-from tests.support import wait_for
+from testkit.processes import wait_for
 from time_consuming.service import TimeConsumingService
 
 

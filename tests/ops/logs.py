@@ -9,7 +9,7 @@ from amqp.exceptions import ChannelError
 from kombu import Connection
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import ServiceProcess, wait_for
+from testkit.processes import ServiceProcess, wait_for
 
 
 def json_lines(process: ServiceProcess) -> list[dict]:
@@ -26,11 +26,12 @@ def worker_lines(process: ServiceProcess) -> list[dict]:
     return [line for line in json_lines(process) if line["logger"] == "nameko.worker"]
 
 
-def metrics_url(process: ServiceProcess) -> str:
-    """The process's metrics endpoint; with METRICS_PORT=0 the port it got is in its log."""
+def metrics_url(process) -> str:
+    """The endpoint of a process (a ServiceProcess, a `stack` instance); with METRICS_PORT=0 the
+    port it got is in its log."""
     port = wait_for(
         lambda: next((line["metrics_port"] for line in json_lines(process) if "metrics_port" in line), None),
-        message=f"{process.service_dir} to log its metrics port",
+        message="the process to log its metrics port",
     )
     return f"http://127.0.0.1:{port}/metrics"
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
-from tests.support import ROOT, free_port, wait_for
+from testkit.processes import ROOT, free_port, wait_for
 
 
 async def pipe(reader, writer):

@@ -10,11 +10,12 @@ from nameko.standalone.rpc import ClusterRpcProxy
 import common.failpoints
 from common.db import Database
 from common.shutdown import EXIT_ABANDONED, abandon
+from common.topology import rpc_queue
 from message.service import MessageService
-from tests.fixtures import RABBIT_HOST
+from testkit.processes import ServiceProcess, wait_for
+from testkit.rabbit import broker_address
 from tests.ops.logs import consumers_now, metrics_url, sample, scrape, waiting_in, worker_lines
 from tests.ops.proxy import TcpProxy, through
-from tests.support import ServiceProcess, rpc_queue, wait_for
 
 IN_FLIGHT = "nameko_workers_in_flight"
 
@@ -104,9 +105,9 @@ def test_a_worker_that_never_finishes_is_abandoned_after_the_timeout(amqp_uri, p
     wait_for(lambda: waiting_in(amqp_uri, rpc_queue("sender_service")) == 1, message="the request requeued")
 
 
-def test_sigterm_while_the_broker_is_unreachable_still_ends_the_process(amqp_uri, tmp_path):
+def test_sigterm_while_the_broker_is_unreachable_still_ends_the_process(amqp_uri, broker_uri, tmp_path):
     # nameko alone would wait forever for its consumer thread, busy reconnecting, to cancel its consumers.
-    proxy = TcpProxy((RABBIT_HOST, 5672)).start()
+    proxy = TcpProxy(broker_address(broker_uri)).start()
     env = {"AMQP_URI": through(proxy, amqp_uri), "SHUTDOWN_TIMEOUT": "1"}
     (tmp_path / "s").mkdir()
     sender = ServiceProcess("sender", env, tmp_path / "s")

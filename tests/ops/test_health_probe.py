@@ -5,12 +5,13 @@ import subprocess
 
 import pytest
 
+from common.topology import rpc_queue
+from testkit.processes import BIN, ROOT, ServiceProcess, wait_for
+from testkit.rabbit import broker_address
 from tests.docs import replayed_blocks
-from tests.fixtures import RABBIT_HOST
 from tests.ops.proxy import TcpProxy, through
-from tests.support import BIN, ROOT, ServiceProcess, wait_for
 
-RPC_QUEUE = "rpc-receiver_service"
+RPC_QUEUE = rpc_queue("receiver_service")
 
 
 def healthy(env: dict):
@@ -36,8 +37,8 @@ def probe(env: dict) -> tuple[int, dict]:
 
 
 @pytest.fixture
-def broker_proxy():
-    proxy = TcpProxy((RABBIT_HOST, 5672)).start()
+def broker_proxy(broker_uri):
+    proxy = TcpProxy(broker_address(broker_uri)).start()
     yield proxy
     proxy.stop()
 

@@ -11,7 +11,7 @@ import psutil
 import pytest
 import requests
 
-from tests.support import ServiceProcess, free_port, wait_for
+from testkit.processes import ServiceProcess, free_port, wait_for
 
 MiB = 1024 * 1024
 

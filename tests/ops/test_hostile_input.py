@@ -20,7 +20,7 @@ from common.schemas import MAX_PAYLOAD_BYTES
 from message.service import MessageService
 from receiver.service import ReceiverService
 from sender.service import SenderService
-from tests.support import free_port
+from testkit.processes import free_port
 from time_consuming.service import TimeConsumingService
 
 TYPED = (InvalidInput, NotFound, IncorrectSignature)

@@ -9,11 +9,12 @@ import pytest
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from common.errors import InvalidInput
+from common.topology import rpc_queue
+from testkit.processes import ServiceProcess, free_port, wait_for
+from testkit.rabbit import HEAVY_PAYLOAD_QUEUE
 from tests.ops.logs import consumers_now, json_lines, metrics_url, sample, scrape, worker_lines
-from tests.support import ServiceProcess, free_port, rpc_queue, wait_for
 
 SERVICES = ("message", "time_consuming", "sender", "receiver")
-HANDLER_QUEUE = "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,9 @@ def stack(amqp_uri, postgres, tmp_path_factory):
         for service_dir in SERVICES
     }
     try:
-        for queue in [rpc_queue(f"{service_dir}_service") for service_dir in SERVICES] + [HANDLER_QUEUE]:
+        for queue in [rpc_queue(f"{service_dir}_service") for service_dir in SERVICES] + [
+            HEAVY_PAYLOAD_QUEUE
+        ]:
             wait_for(lambda q=queue: consumers_now(amqp_uri, q), timeout=60, message=queue)
         yield processes
     finally:

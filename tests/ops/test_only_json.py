@@ -3,8 +3,9 @@
 from kombu import Connection, Exchange, Producer
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from common.topology import rpc_queue
+from testkit.processes import ServiceProcess, wait_for
 from tests.ops.logs import consumers_now, waiting_in, worker_lines
-from tests.support import ServiceProcess, rpc_queue, wait_for
 
 
 class Exploit:

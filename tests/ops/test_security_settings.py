@@ -5,7 +5,7 @@ import re
 import pytest
 import yaml
 
-from tests.support import ROOT
+from testkit.processes import ROOT
 
 CONFIGS = sorted(ROOT.glob("services/*/config.yaml"))
 SHIPPED = [ROOT / "Makefile", *ROOT.glob("docker-compose*.yml"), *ROOT.glob("deploy/**/*"), *CONFIGS]

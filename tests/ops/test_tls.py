@@ -16,8 +16,9 @@ from kombu import Connection
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from common.client import call_with_retry
+from common.topology import rpc_queue
+from testkit.processes import BIN, ROOT, ServiceProcess, free_port, wait_for
 from tests.ops.test_health_probe import probe
-from tests.support import BIN, ROOT, ServiceProcess, free_port, wait_for
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("rabbitmq-server") and shutil.which("openssl")),
@@ -99,7 +100,7 @@ def test_services_clients_and_probe_speak_tls(tls_broker, tmp_path):
     finally:
         exit_code = receiver.stop()
 
-    assert report["checks"]["rpc-receiver_service"] == "ok"
+    assert report["checks"][rpc_queue("receiver_service")] == "ok"
     assert reply == "Event Received: over TLS"
     assert untrusted_code == 1
     assert "CERTIFICATE_VERIFY_FAILED" in untrusted["checks"]["broker"]
@@ -129,7 +130,7 @@ def test_the_cron_job_and_the_client_helper_speak_tls(tls_broker, tmp_path):
     def consuming():
         with Connection(env["AMQP_URI"], ssl=config["AMQP_SSL"]) as connection:
             try:
-                return connection.channel().queue_declare("rpc-message_service", passive=True)[2]
+                return connection.channel().queue_declare(rpc_queue("message_service"), passive=True)[2]
             except ChannelError:
                 return 0
 

@@ -9,7 +9,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from stack.compose import ComposeError
+from testkit.compose import ComposeError
 
 # To add a command: write a module with `register(subcommands)` and list it here.
 COMMAND_MODULES = [

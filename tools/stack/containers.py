@@ -15,6 +15,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,11 +26,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.topology import rpc_queue
 from stack.compose import packaged_binary
-from tests.support import ROOT, wait_for
+from testkit.processes import ROOT, wait_for
+from testkit.rabbit import HEAVY_PAYLOAD_QUEUE
 
 # The long-running services and the one-shot jobs of docker-compose.yml.
-SERVICES = ("rabbitmq", "postgres", "s3", "message", "time_consuming", "sender", "receiver", "cron")
+INFRASTRUCTURE = ("rabbitmq", "postgres", "s3", "webhook-sink")
+SERVICES = (*INFRASTRUCTURE, "message", "time_consuming", "sender", "receiver", "cron")
 JOBS = ("migrations", "topology")
 RECEIVERS = 3
 # What the experiments pass through from "the shell" (the environment compose is run with).
@@ -40,13 +44,11 @@ MAX_WORKERS = "3"
 # about two of them instead of two minutes.
 AMQP_HEARTBEAT = "5"
 CREDENTIALS = ("nameko", "nameko")  # docker-compose.yml's defaults (.env.example)
-HEAVY_PAYLOAD_QUEUE = (
-    "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
-)
 
 
-def build_images(out=None) -> str:
-    """`make images`' own script (cached: seconds when nothing changed); returns the app image's tag.
+def build_images(out=None) -> dict[str, str]:
+    """`make images`' own script (cached: seconds when nothing changed); returns the tags of the images
+    it built (compose's IMAGE_TAG and RABBITMQ_IMAGE_TAG: their inputs' hashes).
 
     Its progress goes to `out` (default: this process's stdout) as it runs: a cold build takes minutes.
     """
@@ -56,17 +58,22 @@ def build_images(out=None) -> str:
     print(result.stdout, end="", flush=True, file=out or sys.stdout)
     if result.returncode != 0:
         raise RuntimeError(f"tools/images.py exited with {result.returncode}")
-    return result.stdout.rsplit("application tag ", 1)[1].split()[0]
-
-
-def experiment_env(app_image_tag: str) -> dict[str, str]:
-    """The environment the experiments' stack is started with."""
     return {
-        "IMAGE_TAG": app_image_tag,
+        "IMAGE_TAG": re.search(r"application tag (\w+)", result.stdout)[1],
+        "RABBITMQ_IMAGE_TAG": re.search(r"broker tag (\w+)", result.stdout)[1],
+    }
+
+
+def experiment_env(image_tags: dict[str, str]) -> dict[str, str]:
+    """The environment the experiments' stack is started with (`image_tags`: build_images())."""
+    return {
+        **image_tags,
         # 0: any free host port; the machine's own RabbitMQ keeps 5672 and 15672
         "RABBITMQ_PORT": "0",
         "RABBITMQ_MANAGEMENT_PORT": "0",
         "MESSAGE_HTTP_PORT": "0",
+        "PROMETHEUS_PORT": "0",
+        "WEBHOOK_SINK_PORT": "0",
         "RECEIVER_WORK_SECONDS": RECEIVER_WORK_SECONDS,
         "MAX_WORKERS": MAX_WORKERS,
         "AMQP_HEARTBEAT": AMQP_HEARTBEAT,
@@ -168,7 +175,7 @@ class ComposeStack:
         return {c["Name"].lstrip("/"): c["Id"] for c in self.containers("receiver")}
 
     def consumers_of_rpc_queue(self) -> int:
-        return len(self.management("queues/%2F/rpc-receiver_service")["consumer_details"])
+        return len(self.management(f"queues/%2F/{rpc_queue('receiver_service')}")["consumer_details"])
 
     def handled(self) -> dict[str, int]:
         """Calls each receiver container has answered so far, from its worker log lines."""
@@ -202,9 +209,12 @@ def answered(log: str) -> int:
 
 
 @contextlib.contextmanager
-def experiment_stack(app_image_tag: str, prefix: str = "nameko-experiments"):
-    """docker-compose.yml up with three receivers under a project name of its own; `down -v` after."""
-    stack = ComposeStack(f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:4]}", experiment_env(app_image_tag))
+def experiment_stack(image_tags: dict[str, str], prefix: str = "nameko-experiments", extra=None):
+    """docker-compose.yml up with three receivers under a project name of its own (`extra`: more
+    environment for compose); `down -v` after."""
+    stack = ComposeStack(
+        f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:4]}", {**experiment_env(image_tags), **(extra or {})}
+    )
     try:
         stack.up("--scale", f"receiver={RECEIVERS}")
         yield stack
@@ -424,7 +434,7 @@ def network_cut(stack, calls: int = 30, cut_seconds: float = 30) -> NetworkCut:
 
     def cut_one_consumes():
         address = json.loads(docker("inspect", cut))[0]["NetworkSettings"]["Networks"][network]["IPAddress"]
-        consumers = stack.management("queues/%2F/rpc-receiver_service")["consumer_details"]
+        consumers = stack.management(f"queues/%2F/{rpc_queue('receiver_service')}")["consumer_details"]
         peers = {consumer["channel_details"]["peer_host"] for consumer in consumers}
         return address in peers and len(consumers) == RECEIVERS
 

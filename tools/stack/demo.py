@@ -6,9 +6,9 @@
     stack demo broker-restart     events sent while their handler is down survive a RabbitMQ restart
     stack demo broker-outage      a 30 s outage while workers are mid-call costs time, not processes
 
-Services run from docker-compose.yml through the local runner (`stack.runner.LocalStack`) in a vhost
+Services run from docker-compose.yml through the local runner (`testkit.localstack.LocalStack`) in a vhost
 of their own on the broker at AMQP_URI; the broker demos start a private RabbitMQ node
-(`tests/private_broker.py`) and never touch the shared one.
+(`testkit.private_broker`) and never touch the shared one.
 
     stack demo --backend docker [SCENARIO]   the same experiments on docker-compose.yml's containers
                                              (docker kill/stop, a broker container restart, `docker
@@ -28,7 +28,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from stack.vhost import Vhost
+from common.topology import rpc_queue
+from testkit.rabbit import HEAVY_PAYLOAD_QUEUE, RabbitAdmin
 
 console = Console(width=None if sys.stdout.isatty() else 140)
 
@@ -68,7 +69,6 @@ def register(subcommands):
 
 
 def run(args) -> int:
-    sys.path.insert(0, str(args.compose_file.parent))  # tests/private_broker.py, tests/support.py
     if args.backend == "docker":
         from stack import demo_containers
 
@@ -98,7 +98,7 @@ def shared_broker():
 
 
 def make_stack(args, amqp_uri, management_url, services, scale=None, env=None, log_name="demo"):
-    from stack.runner import LocalStack
+    from testkit.localstack import LocalStack
 
     log_dir = args.state_dir / "demo" / log_name
     stack = LocalStack(
@@ -178,7 +178,7 @@ def concurrency(args):
     ]
     amqp_base, management = shared_broker()
     rows = []
-    with Vhost(amqp_base, management, "demo") as vhost, progress() as bar:
+    with RabbitAdmin().scratch_vhost(amqp_base, "demo") as vhost, progress() as bar:
         for label, calls, instances, max_workers, expected in runs:
             task = bar.add_task(label, total=calls)
             seconds = time_receivers(args, vhost, management, instances, max_workers, calls, (bar, task))
@@ -194,7 +194,7 @@ def scaling(args):
     work, calls = args.work_seconds, args.calls or 60
     amqp_base, management = shared_broker()
     results = []
-    with Vhost(amqp_base, management, "demo") as vhost, progress() as bar:
+    with RabbitAdmin().scratch_vhost(amqp_base, "demo") as vhost, progress() as bar:
         for instances in range(1, args.max_instances + 1):
             task = bar.add_task(f"{instances} receiver(s)", total=calls)
             seconds = time_receivers(args, vhost, management, instances, 10, calls, (bar, task))
@@ -256,7 +256,7 @@ def fault_tolerance(args):
     )
     amqp_base, management = shared_broker()
     rows = []
-    with Vhost(amqp_base, management, "demo") as vhost, progress() as bar:
+    with RabbitAdmin().scratch_vhost(amqp_base, "demo") as vhost, progress() as bar:
         for how, signum in (("kill -9", signal.SIGKILL), ("SIGTERM", signal.SIGTERM)):
             task = bar.add_task(f"{calls} calls, {how} two of three receivers", total=calls)
             env = {"RECEIVER_WORK_SECONDS": str(args.work_seconds), "MAX_WORKERS": "10"}
@@ -276,9 +276,9 @@ def fault_tolerance(args):
                     ]
                     with Connection(vhost.amqp_uri) as connection:
                         channel = connection.default_channel
-                        while channel.queue_declare("rpc-receiver_service", passive=True).message_count > max(
-                            calls - 30, 0
-                        ):
+                        while channel.queue_declare(
+                            rpc_queue("receiver_service"), passive=True
+                        ).message_count > max(calls - 30, 0):
                             time.sleep(0.02)
                     killed_at = time.monotonic()
                     for name in stopped:
@@ -319,10 +319,10 @@ def broker_restart(args):
     from nameko.standalone.rpc import ClusterRpcProxy
 
     from common.client import BROKER_ERRORS, call_with_retry
-    from tests.private_broker import PrivateBroker
+    from testkit.private_broker import PrivateBroker
 
     events = args.calls or 20
-    queue = "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
+    queue = HEAVY_PAYLOAD_QUEUE
     with progress() as bar:
         steps = bar.add_task("broker restart", total=7)
         with PrivateBroker() as broker:
@@ -361,7 +361,7 @@ def broker_restart(args):
                 broker.start()
                 after = broker.queue_counts(vhost)[queue][0]
                 bar.advance(steps)
-                while not broker.admin.consumers(vhost, "rpc-message_service"):
+                while not broker.admin.consumers(vhost, rpc_queue("message_service")):
                     time.sleep(0.1)
                 reconnected = time.monotonic() - started
                 bar.advance(steps)
@@ -404,7 +404,7 @@ def broker_outage(args):
 
     eventlet.monkey_patch()
     from common.client import call_with_retry
-    from tests.private_broker import PrivateBroker
+    from testkit.private_broker import PrivateBroker
 
     calls, work, outage = args.calls or 10, max(args.work_seconds, 3.0), args.outage_seconds
     rows = []
@@ -449,7 +449,7 @@ def broker_outage(args):
                     )
                     for i in range(calls)
                 ]
-                while broker.queue_counts(vhost).get("rpc-receiver_service", (0, 0))[1] < calls:
+                while broker.queue_counts(vhost).get(rpc_queue("receiver_service"), (0, 0))[1] < calls:
                     time.sleep(0.1)
                 broker.kill()
                 down_at = time.monotonic()

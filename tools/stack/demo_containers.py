@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from stack import containers
 from stack.demo import console, plot, table
-from tests.support import ROOT
+from testkit.processes import ROOT
 
 # scenario -> the steps it runs; no scenario: all of them on one stack
 STEPS = {
@@ -40,14 +40,14 @@ def run(args) -> int:
     work, workers = float(containers.RECEIVER_WORK_SECONDS), int(containers.MAX_WORKERS)
     calls = args.calls or 36
     console.print("[bold]make images[/] (cached: seconds when nothing changed)")
-    tag = containers.build_images()
+    tags = containers.build_images()
     results = {}
     started = time.monotonic()
     with (
         Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(), console=console) as bar,
     ):
         task = bar.add_task("docker compose up -d --scale receiver=3", total=len(steps) + 1)
-        with containers.experiment_stack(tag, prefix="nameko-demo") as stack:
+        with containers.experiment_stack(tags, prefix="nameko-demo") as stack:
             bar.advance(task)
             for step in steps:
                 bar.update(task, description=step)

@@ -6,7 +6,7 @@ import tempfile
 
 import yaml
 
-from stack.runner import LocalStack, StackError
+from testkit.localstack import LocalStack, StackError
 
 
 def run_migrate(args) -> int:

@@ -14,7 +14,8 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
-from stack.runner import LocalStack, StackError
+from common.broker import EXIT_NO_BROKER, no_broker_message, unreachable
+from testkit.localstack import LocalStack, StackError
 
 COLOURS = [36, 33, 32, 35, 34, 91, 92, 93, 94, 95, 96]
 ACTIONS = ("stop", "kill", "start", "restart")
@@ -124,10 +125,13 @@ def run_up(args) -> int:
         [*stack.instances, *(f"{job.name}-1" for job in stack.project.jobs)], sys.stdout.isatty()
     )
     broker = stack.broker
-    shown = urlparse(broker.amqp_uri)._replace(
+    if problem := unreachable(broker.amqp_uri):
+        print(f"stack: {no_broker_message(broker.amqp_uri, problem)}", file=sys.stderr)
+        return EXIT_NO_BROKER
+    masked = urlparse(broker.amqp_uri)._replace(
         netloc=f"{broker.auth[0]}:***@{urlparse(broker.amqp_uri).hostname}"
     )
-    print(f"stack: broker {shown.geturl()} (port {broker.amqp_port}, vhost {broker.vhost!r})")
+    print(f"stack: broker {masked.geturl()} (port {broker.amqp_port}, vhost {broker.vhost!r})")
 
     for job in stack.project.jobs_for(stack.services):
         print(f"stack: running {job.name} (one-shot) first")

@@ -16,6 +16,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -31,7 +32,39 @@ DEFAULT_OUT = Path("docs/contracts")
 SERVICE_MODULES = ["message.service", "time_consuming.service", "sender.service", "receiver.service"]
 
 Key = Annotated[str, Field(min_length=1, max_length=MAX_KEY_CHARS, pattern=NO_NUL)]
-MessageStatus = Literal["received", "pending", "done", "failed"]
+
+
+# The states the services store and publish. StrEnums, so a state is its stored string: the database
+# columns and the events hold the same values as before the enums (no migration).
+class MessageStatus(StrEnum):
+    """A message's states (message.messages says what each means)."""
+
+    RECEIVED = "received"
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class JobState(StrEnum):
+    """A job's states (time_consuming.jobs says what each means)."""
+
+    PENDING = "pending"
+    UPLOADED = "uploaded"
+    NOTIFIED = "notified"
+    FAILED = "failed"
+
+
+class OutcomeStatus(StrEnum):
+    """How time_consuming_service's work for a message ended: the `payload_processed` event's status."""
+
+    DONE = "done"
+    FAILED = "failed"
+
+
+def one_of(*states: StrEnum):
+    """The states as a `Literal` of their strings: the documents list the values, and strict models
+    (events) take the plain strings an event carries."""
+    return Literal[tuple(state.value for state in states)]
 
 
 # -- message_service --------------------------------------------------------------------------
@@ -41,7 +74,7 @@ class MessageReceipt(BaseModel):
     """What `receive_message` / `POST /messages` return: the stored message's id and status."""
 
     id: str
-    status: Literal["received", "pending"]
+    status: one_of(MessageStatus.RECEIVED, MessageStatus.PENDING)
 
 
 class StoredMessage(BaseModel):
@@ -50,7 +83,7 @@ class StoredMessage(BaseModel):
     id: str
     message: str
     payload: JsonValue
-    status: MessageStatus
+    status: one_of(*MessageStatus)
     reason: str | None = Field(description="why it failed, when status is `failed`")
     created_at: datetime
     updated_at: datetime
@@ -93,7 +126,7 @@ class Job(BaseModel):
     """One job per message id: pending -> uploaded -> notified | failed."""
 
     message_id: str
-    state: Literal["pending", "uploaded", "notified", "failed"]
+    state: one_of(*JobState)
     attempts: int
     object_key: str | None
     last_error: str | None
@@ -145,7 +178,7 @@ class PayloadProcessed(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
     message_id: Key
-    status: Literal["done", "failed"]
+    status: one_of(*OutcomeStatus)
     reason: str | None = None
 
 

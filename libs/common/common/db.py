@@ -1,15 +1,20 @@
 """SQLAlchemy for Nameko services: one engine per service container, one session per worker.
 
+A worker gets a `WorkerDatabase` (its `session` and `ping()`), as nameko-sqlalchemy injects a
+wrapper rather than a bare session: the SQL lives here and in the services' domain modules, never
+in a service class.
+
 Commit inside the entrypoint (``with session.begin(): ...``), never in ``worker_result``:
 nameko publishes an RPC reply *before* ``worker_result`` runs, so a caller could otherwise
 read back a row that is not committed yet.
 """
 
 import time
+from enum import StrEnum
 from pathlib import Path
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import MetaData, String, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +23,26 @@ DEFAULT_URL = "sqlite:///service.sqlite3"
 SQLITE_LOCK_WAIT = 30  # seconds a transaction waits for another one's write lock before failing
 # SQLite's locking needs one host's file locks and shared memory (WAL): these share files between hosts.
 NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs", "glusterfs", "ceph", "afs"}
+
+
+class States(TypeDecorator):
+    """A StrEnum column stored as its value in a VARCHAR, read back as the enum.
+
+    No database enum type: a new state needs no migration, and the stored strings are the ones
+    the columns held before the enums."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, states: type[StrEnum], length: int = 16):
+        super().__init__(length)
+        self.states = states
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else self.states(value).value
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else self.states(value)
 
 
 class UnsupportedDatabase(RuntimeError):
@@ -113,8 +138,20 @@ def refuse_network_filesystem(url: str, mounts: str | None = None) -> None:
         )
 
 
+class WorkerDatabase:
+    """What a worker gets from `Database`: its own session, and a liveness check."""
+
+    def __init__(self, session: Session):
+        self.session = session
+
+    def ping(self) -> None:
+        """One round trip to the database; raises when it cannot be reached (the health check)."""
+        self.session.execute(text("SELECT 1"))
+
+
 class Database(DependencyProvider):
-    """Injects a fresh `Session`; whatever a worker leaves uncommitted is rolled back.
+    """Injects a `WorkerDatabase` with a fresh `Session`; whatever a worker leaves uncommitted is
+    rolled back.
 
     `migrations` names the package whose `migrations/` holds the schema's Alembic history. With
     `DATABASE_AUTO_MIGRATE` true (the default, for the embedded SQLite) the service upgrades its
@@ -144,9 +181,9 @@ class Database(DependencyProvider):
     def kill(self):
         self.engine.dispose()
 
-    def get_dependency(self, worker_ctx) -> Session:
+    def get_dependency(self, worker_ctx) -> WorkerDatabase:
         session = self.sessions[worker_ctx] = self.make_session()
-        return session
+        return WorkerDatabase(session)
 
     def worker_teardown(self, worker_ctx):
         session = self.sessions.pop(worker_ctx, None)

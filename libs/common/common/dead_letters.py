@@ -22,12 +22,17 @@ from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY, LOGIN_MET
 from nameko.standalone.events import get_event_exchange
 
 from common.messaging import Publisher, publish_options
+from common.queues import durable_queue_arguments
 
 DEFAULT_QUEUE = "dead-letters"
 
 
 def dead_letter_queue(config: dict) -> Queue:
-    return Queue(config.get("DEAD_LETTER_QUEUE") or DEFAULT_QUEUE, durable=True)
+    return Queue(
+        config.get("DEAD_LETTER_QUEUE") or DEFAULT_QUEUE,
+        durable=True,
+        queue_arguments=durable_queue_arguments(config),
+    )
 
 
 def events_exchange(service_name: str, config: dict) -> Exchange:

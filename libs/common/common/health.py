@@ -24,26 +24,11 @@ import time
 from kombu import Connection
 from nameko.cli.run import import_service
 from nameko.constants import AMQP_SSL_CONFIG_KEY, AMQP_URI_CONFIG_KEY
-from nameko.containers import ServiceContainer
-from nameko.events import BROADCAST, EventHandler
-from nameko.rpc import RPC_QUEUE_TEMPLATE, Rpc
 from sqlalchemy import text
 
 from common.config import load_config
 from common.db import make_engine
-
-
-def service_queues(service_cls, config: dict) -> list[str]:
-    """The queues the service consumes from, named exactly as nameko names them."""
-    container = ServiceContainer(service_cls, config)
-    queues = []
-    for entrypoint in container.entrypoints:
-        if isinstance(entrypoint, Rpc):
-            queues.append(RPC_QUEUE_TEMPLATE.format(container.service_name))
-        elif isinstance(entrypoint, EventHandler) and entrypoint.handler_type != BROADCAST:
-            entrypoint.setup()  # only computes the queue's name; nothing is declared
-            queues.append(entrypoint.queue.name)
-    return sorted(set(queues))
+from common.topology import service_queues
 
 
 def check_broker(config: dict, queues: list[str], timeout: float) -> dict:

@@ -33,12 +33,16 @@ from nameko.constants import (
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import DependencyProvider
 
+from common.metrics import PUBLISH_RETRIES
+from common.queues import with_queue_type
+
 RETRY_POLICY_CONFIG_KEY = "PUBLISH_RETRY_POLICY"
 
 log = getLogger(__name__)
 
 
 def log_retry(exc, interval):
+    PUBLISH_RETRIES.inc()
     log.warning("broker unreachable (%r): publishing again in %ss", exc, interval)
 
 
@@ -79,6 +83,10 @@ class Responder(nameko.rpc.Responder):
 
 
 class RpcConsumer(nameko.rpc.RpcConsumer):
+    def setup(self):
+        super().setup()
+        with_queue_type(self.queue, self.container.config)  # quorum where QUEUE_TYPE says (common.queues)
+
     def handle_result(self, message, result, exc_info):
         # nameko.rpc.RpcConsumer.handle_result, with the publish options given to the Responder
         config = self.container.config

@@ -30,6 +30,17 @@ ERRORS = Counter("nameko_entrypoint_errors", "Workers that raised an unexpected 
 LATENCY = Histogram("nameko_entrypoint_latency_seconds", "Time from worker setup to result", LABELS)
 IN_FLIGHT = Gauge("nameko_workers_in_flight", "Workers running now", ["service"])
 
+# What the messaging code does on the side, counted where it happens (common.retries, common.messaging).
+DEAD_LETTERS_PARKED = Counter(
+    "nameko_dead_letters_parked", "Events parked in the dead-letter queue", ["service", "queue"]
+)
+RETRIES_SCHEDULED = Counter(
+    "nameko_event_retries_scheduled", "Failed events published to a retry queue", ["service", "queue"]
+)
+PUBLISH_RETRIES = Counter(
+    "nameko_publish_retries", "Publishes tried again because the broker was unreachable"
+)
+
 # One endpoint per process, whatever number of service containers it hosts: the registry is global.
 _server = None
 

@@ -36,6 +36,8 @@ from nameko.extensions import DependencyProvider
 
 from common.dead_letters import DeadLetterQueue
 from common.failpoints import failpoint
+from common.metrics import DEAD_LETTERS_PARKED, RETRIES_SCHEDULED
+from common.queues import durable_queue_arguments, with_queue_type
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +71,18 @@ def delay_name(delay: float) -> str:
     return f"{delay:g}".replace(".", "_")
 
 
-def retry_queue(handler_queue: str, delay: float) -> Queue:
+def retry_queue(handler_queue: str, delay: float, config: dict) -> Queue:
     """Holds a retry for `delay` seconds, then hands it back to `handler_queue`."""
+    arguments = durable_queue_arguments(config)
+    if arguments.get("x-queue-type") == "quorum":
+        # A quorum queue dead-letters at most once unless told otherwise: a retry lost between its
+        # queue and the handler's would be an event gone. (reject-publish: what at-least-once needs.)
+        arguments |= {"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"}
     return Queue(
         f"{handler_queue}.retry-{delay_name(delay)}s",
         durable=True,
         queue_arguments={
+            **arguments,
             "x-message-ttl": int(delay * 1000),
             "x-dead-letter-exchange": "",  # the default exchange: routes by queue name
             "x-dead-letter-routing-key": handler_queue,
@@ -83,7 +91,7 @@ def retry_queue(handler_queue: str, delay: float) -> Queue:
 
 
 def retry_queues(handler_queue: str, config: dict) -> list[Queue]:
-    return [retry_queue(handler_queue, delay) for delay in sorted(set(retry_delays(config)))]
+    return [retry_queue(handler_queue, delay, config) for delay in sorted(set(retry_delays(config)))]
 
 
 def attempt_of(message) -> int:
@@ -139,6 +147,7 @@ class EventHandler(nameko.events.EventHandler):
     def setup(self):
         super().setup()
         config = self.container.config
+        with_queue_type(self.queue, config)  # quorum where QUEUE_TYPE says (common.queues)
         self.delays = retry_delays(config)
         self.max_attempts = max_attempts(config)
         self.retry_queues = {queue.name: queue for queue in retry_queues(self.queue.name, config)}
@@ -190,11 +199,12 @@ class EventHandler(nameko.events.EventHandler):
             else:
                 reason = f"gave up after {attempt.number} attempt(s): {describe(error)}"
             self.dead_letters.park(body, reason, self.source_service, self.event_type, queue=self.queue.name)
+            DEAD_LETTERS_PARKED.labels(self.container.service_name, self.queue.name).inc()
             log.warning("parked %s: %s", self.queue.name, reason)
             failpoint("consumer.after_park")
             return
         delay = self.delays[min(attempt.number, len(self.delays)) - 1]
-        queue = retry_queue(self.queue.name, delay)
+        queue = retry_queue(self.queue.name, delay, self.container.config)
         self.dead_letters.publisher.publish(
             body,
             exchange="",
@@ -207,6 +217,7 @@ class EventHandler(nameko.events.EventHandler):
                 DELIVERY_HEADER: attempt.delivery,
             },
         )
+        RETRIES_SCHEDULED.labels(self.container.service_name, self.queue.name).inc()
         log.warning(
             "%s failed (attempt %d of %d), retrying in %gs: %s",
             self.queue.name,

@@ -1,4 +1,4 @@
-"""The SQLite engine's refusals and its lock handling, on real files."""
+"""The SQLite engine's refusals and its lock handling, and the state columns, on real files."""
 
 import sqlite3
 import subprocess
@@ -6,9 +6,11 @@ import sys
 
 import eventlet
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Column, Integer, MetaData, Table, insert, select, text
+from sqlalchemy.exc import StatementError
 
-from common.db import UnsupportedDatabase, make_engine, refuse_network_filesystem
+from common.contracts import JobState
+from common.db import States, UnsupportedDatabase, make_engine, refuse_network_filesystem
 
 MOUNTS = """\
 /dev/sda1 / ext4 rw,relatime 0 0
@@ -66,3 +68,39 @@ def test_sqlite_runs_in_wal_mode_and_waits_for_another_processs_write_lock(tmp_p
     assert mode == "wal"
     assert rows == [1, 2]
     assert sqlite3.connect(path).execute("SELECT count(*) FROM t").fetchone() == (2,)
+
+
+def jobs_table(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'states.sqlite3'}")
+    table = Table(
+        "jobs", MetaData(), Column("id", Integer, primary_key=True), Column("state", States(JobState))
+    )
+    table.metadata.create_all(engine)
+    return engine, table
+
+
+def test_a_state_is_stored_as_its_string_and_read_back_as_the_enum(tmp_path):
+    engine, table = jobs_table(tmp_path)
+
+    with engine.begin() as connection:
+        connection.execute(insert(table).values(id=1, state=JobState.UPLOADED))
+        connection.execute(text("INSERT INTO jobs (id, state) VALUES (2, 'notified')"))  # a row from before
+        stored = connection.execute(text("SELECT state FROM jobs ORDER BY id")).scalars().all()
+        read = connection.execute(select(table.c.state).order_by(table.c.id)).scalars().all()
+    engine.dispose()
+
+    assert stored == ["uploaded", "notified"]
+    assert read == [JobState.UPLOADED, JobState.NOTIFIED]
+    assert all(type(state) is JobState for state in read)
+
+
+def test_a_string_that_is_no_state_is_refused_before_it_is_stored(tmp_path):
+    engine, table = jobs_table(tmp_path)
+
+    with pytest.raises(StatementError, match="'done' is not a valid JobState"), engine.begin() as connection:
+        connection.execute(insert(table).values(id=1, state="done"))
+    with engine.begin() as connection:
+        count = connection.execute(text("SELECT count(*) FROM jobs")).scalar()
+    engine.dispose()
+
+    assert count == 0

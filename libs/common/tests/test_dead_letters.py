@@ -8,7 +8,7 @@ import yaml
 from kombu import Connection, Queue
 
 from common.dead_letters import DeadLetterQueue, events_exchange
-from tests.support import BIN, ROOT, wait_for
+from testkit.processes import BIN, ROOT, wait_for
 
 
 def run(config_path, *arguments) -> subprocess.CompletedProcess:

@@ -3,6 +3,7 @@
 from unittest.mock import Mock
 
 import pytest
+from prometheus_client import REGISTRY
 
 from common.retries import ATTEMPT_HEADER, DELIVERY_HEADER, Attempt, EventHandler, retry_delays
 
@@ -32,6 +33,7 @@ def handler():
     """An EventHandler whose broker side is one Mock, recording publish and ack in order."""
     broker = Mock()
     entrypoint = EventHandler("message_service", "heavy_payload_event")
+    entrypoint.container = Mock(config={}, service_name="time_consuming_service")
     entrypoint.queue = Mock()
     entrypoint.queue.name = "evt-q"
     entrypoint.delays = (5, 30)
@@ -51,6 +53,11 @@ def delivery(attempt=None):
     return message
 
 
+def counted(name: str) -> float:
+    labels = {"service": "time_consuming_service", "queue": "evt-q"}
+    return REGISTRY.get_sample_value(name, labels) or 0
+
+
 def calls(broker) -> list[str]:
     return [name for name, _, _ in broker.mock_calls]
 
@@ -58,10 +65,12 @@ def calls(broker) -> list[str]:
 def test_a_transient_failure_is_published_to_the_next_retry_queue_before_the_ack(handler):
     entrypoint, broker = handler
     message = delivery(attempt=2)
+    scheduled = counted("nameko_event_retries_scheduled_total")
 
     entrypoint.handle_result(message, Mock(), exc_info=(None, ConnectionError("db down"), None))
 
     assert calls(broker) == ["dead_letters.publisher.publish", "queue_consumer.ack_message"]
+    assert counted("nameko_event_retries_scheduled_total") == scheduled + 1
     publish = broker.dead_letters.publisher.publish.call_args
     assert publish.kwargs["routing_key"] == "evt-q.retry-30s"
     assert publish.kwargs["headers"] == {
@@ -81,20 +90,24 @@ def test_a_transient_failure_is_published_to_the_next_retry_queue_before_the_ack
 )
 def test_a_permanent_failure_or_the_last_attempt_is_parked_before_the_ack(handler, attempt, error, reason):
     entrypoint, broker = handler
+    parked = counted("nameko_dead_letters_parked_total")
 
     entrypoint.handle_result(delivery(attempt), Mock(), exc_info=(None, error, None))
 
     assert calls(broker) == ["dead_letters.park", "queue_consumer.ack_message"]
     assert broker.dead_letters.park.call_args.args[1] == reason
+    assert counted("nameko_dead_letters_parked_total") == parked + 1
 
 
 def test_when_the_copy_cannot_be_published_the_original_is_requeued_not_acked(handler):
     entrypoint, broker = handler
     broker.dead_letters.publisher.publish.side_effect = OSError("broker gone")
+    scheduled = counted("nameko_event_retries_scheduled_total")
 
     entrypoint.handle_result(delivery(), Mock(), exc_info=(None, ConnectionError("db down"), None))
 
     assert calls(broker) == ["dead_letters.publisher.publish", "queue_consumer.requeue_message"]
+    assert counted("nameko_event_retries_scheduled_total") == scheduled  # not scheduled: requeued
 
 
 def test_success_is_acked(handler):

@@ -2,27 +2,18 @@
 
 import subprocess
 
-import pytest
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from tests.fixtures import RABBIT_HOST, run_name
-from tests.support import BIN, ROOT, wait_for
+from testkit.processes import BIN, ROOT, wait_for
+from testkit.rabbit import HEAVY_PAYLOAD_QUEUE
 from time_consuming.service import TimeConsumingService
 
 
-@pytest.fixture
-def fresh_vhost(rabbit_admin):
-    name = run_name()
-    rabbit_admin.create_vhost(name)
-    yield name
-    rabbit_admin.delete_vhost(name)
-
-
 def test_events_sent_after_the_topology_step_wait_for_their_handler(
-    fresh_vhost, rabbit_admin, container_factory, service_config, tmp_path
+    own_vhost, rabbit_admin, container_factory, service_config, tmp_path
 ):
-    amqp_uri = f"amqp://guest:guest@{RABBIT_HOST}:5672/{fresh_vhost}"
+    fresh_vhost, amqp_uri = own_vhost
     config = service_config("time_consuming", AMQP_URI=amqp_uri, LOCAL_STORE_DIR=str(tmp_path / "objects"))
     env = {"AMQP_URI": amqp_uri, "PATH": str(BIN)}
 
@@ -41,9 +32,7 @@ def test_events_sent_after_the_topology_step_wait_for_their_handler(
     )
     assert declared.returncode == 0, declared.stderr
     queues = {queue["name"]: queue for queue in rabbit_admin.queues(fresh_vhost)}
-    handler_queue = (
-        "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
-    )
+    handler_queue = HEAVY_PAYLOAD_QUEUE
     retry_queues = {f"{handler_queue}.retry-{delay}s": delay for delay in (5, 30, 120, 600)}
     assert set(queues) == {"dead-letters", handler_queue, *retry_queues}
     assert all(queues[name]["durable"] for name in queues)

@@ -11,11 +11,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from nameko.amqp.publish import UndeliverableMessage
-from prometheus_client import Counter
-from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint, delete, select, update
+from prometheus_client import Counter, Gauge
+from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from common.contracts import MessageStatus, OutcomeStatus
+from common.db import States
 from common.errors import Conflict, InvalidInput, NotFound
 from common.failpoints import failpoint
 from common.schemas import NewMessage, lookup_key
@@ -26,7 +28,12 @@ UNROUTABLE = Counter(
     "message_outbox_unroutable", "Outbox events the broker routed to no queue: left unsent", ["event_type"]
 )
 
-RECEIVED, PENDING, DONE, FAILED = "received", "pending", "done", "failed"
+OUTBOX_UNSENT = Gauge("message_outbox_unsent", "Outbox events not sent yet (as the relay timer last counted)")
+OUTBOX_OLDEST_UNSENT_AGE = Gauge(
+    "message_outbox_oldest_unsent_age_seconds", "Age of the oldest unsent outbox event; 0 when none"
+)
+
+RECEIVED, PENDING, DONE, FAILED = MessageStatus
 
 
 class Base(DeclarativeBase):
@@ -44,7 +51,7 @@ class Message(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     message: Mapped[str] = mapped_column(Text)
     payload: Mapped[object | None] = mapped_column(JSON, nullable=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[MessageStatus] = mapped_column(States(MessageStatus))
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=now, onupdate=now)
@@ -189,6 +196,31 @@ def relay(session: Session, dispatch, limit: int = 100) -> int:
     return sent
 
 
+class OutboxBacklog:
+    """The unsent outbox events as `measure` last counted them (the relay timer calls it, not requests).
+
+    The age of the oldest is worked out when Prometheus scrapes, from when it was created: it grows
+    between two counts, and keeps growing while the database cannot be counted.
+    """
+
+    def __init__(self):
+        self.unsent = 0
+        self.oldest: datetime | None = None
+        OUTBOX_UNSENT.set_function(lambda: self.unsent)
+        OUTBOX_OLDEST_UNSENT_AGE.set_function(self.oldest_age_seconds)
+
+    def measure(self, session: Session) -> None:
+        with session.begin():
+            self.unsent, oldest = session.execute(
+                select(func.count(), func.min(OutboxEvent.created_at)).where(OutboxEvent.sent_at.is_(None))
+            ).one()
+        # SQLite hands back naive UTC
+        self.oldest = oldest.replace(tzinfo=oldest.tzinfo or UTC) if oldest is not None else None
+
+    def oldest_age_seconds(self) -> float:
+        return (now() - self.oldest).total_seconds() if self.oldest is not None else 0.0
+
+
 def prune_sent(session: Session, older_than: timedelta) -> int:
     """Deletes outbox rows sent more than `older_than` ago; unsent ones stay, whatever their age."""
     with session.begin():
@@ -206,7 +238,7 @@ def get_message(session: Session, message_id) -> Message:
 
 # Outcomes only move a message forward: a late `failed` (an earlier attempt's report arriving after
 # a replay succeeded) never overwrites `done`; a replayed message that succeeds goes failed -> done.
-ADVANCES_FROM = {DONE: (PENDING, FAILED), FAILED: (PENDING,)}
+ADVANCES_FROM = {OutcomeStatus.DONE: (PENDING, FAILED), OutcomeStatus.FAILED: (PENDING,)}
 
 
 def record_outcome(session: Session, message_id, status, reason: str | None = None) -> Message:
@@ -217,7 +249,7 @@ def record_outcome(session: Session, message_id, status, reason: str | None = No
         session.execute(
             update(Message)
             .where(Message.id == message_id, Message.status.in_(ADVANCES_FROM[status]))
-            .values(status=status, reason=reason)
+            .values(status=MessageStatus(status), reason=reason)
         )
         return get_message(session, message_id)
 

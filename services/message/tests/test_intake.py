@@ -16,7 +16,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 
 from common.errors import Conflict
 from message.service import MessageService
-from tests.support import free_port, wait_for
+from testkit.processes import free_port, wait_for
 
 
 @pytest.fixture

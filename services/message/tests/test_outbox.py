@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 import message.messages
 from message.messages import Base, OutboxEvent, now, prune_sent
 from message.service import MessageService
-from tests.support import wait_for
+from testkit.processes import wait_for
 
 
 def test_an_event_whose_dispatch_fails_after_the_commit_still_gets_out(container_factory, service_config):
@@ -86,6 +86,8 @@ def test_an_event_no_queue_receives_stays_unsent_until_one_is_bound(
         unsent = connection.execute(
             sqlalchemy.text("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
         ).scalar()
+    # The timer counts the backlog after its relay: the metrics show the event waiting.
+    wait_for(lambda: backlog() == (1, True), message="the backlog counted by the timer")
 
     listener = Queue(
         "late-consumer",
@@ -100,7 +102,14 @@ def test_an_event_no_queue_receives_stays_unsent_until_one_is_bound(
 
     assert unsent == 1
     assert event.decode() == {"message_id": reply["id"], "payload": {"n": 2}}
+    wait_for(lambda: backlog() == (0, False), message="an empty backlog counted after the relay")
     engine.dispose()
+
+
+def backlog() -> tuple[float, bool]:
+    """message_outbox_unsent, and whether message_outbox_oldest_unsent_age_seconds is above 0."""
+    unsent = REGISTRY.get_sample_value("message_outbox_unsent")
+    return unsent, REGISTRY.get_sample_value("message_outbox_oldest_unsent_age_seconds") > 0
 
 
 def test_pruning_removes_sent_events_older_than_the_retention_only(postgres):

@@ -9,7 +9,7 @@ from common.dead_letters import list_dead_letters
 from common.errors import InvalidInput, NotFound
 from common.schemas import MAX_PAYLOAD_BYTES
 from message.service import MessageService
-from tests.support import free_port, wait_for
+from testkit.processes import free_port, wait_for
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ def test_receive_message_rejects_bad_input_before_touching_anything(event):
     with pytest.raises(InvalidInput):
         service.receive_message(event)
 
-    service.db.add.assert_not_called()
+    service.db.session.add.assert_not_called()
     service.outbox.assert_not_called()
 
 
@@ -54,9 +54,9 @@ def test_a_message_with_payload_is_handed_to_time_consuming_service():
 
     assert reply["status"] == "pending"
     assert uuid.UUID(reply["id"])
-    outbox_event = service.db.add.call_args_list[-1].args[0]  # in the message's transaction
+    outbox_event = service.db.session.add.call_args_list[-1].args[0]  # in the message's transaction
     assert (outbox_event.event_type, outbox_event.payload) == (
         "heavy_payload_event",
         {"message_id": reply["id"], "payload": {"size": "heavy"}},
     )
-    relay.assert_called_once_with(service.db, service.outbox)  # sent right after the commit
+    relay.assert_called_once_with(service.db.session, service.outbox)  # sent right after the commit

@@ -3,9 +3,9 @@ import time
 from nameko.dependency_providers import Config
 
 from common.db import Database
+from common.entrypoints import rpc
 from common.errors import InvalidInput
 from common.logs import WorkerLog
-from common.messaging import rpc
 from common.metrics import Metrics
 from common.shutdown import GracefulShutdown
 from common.tracing import Tracing
@@ -27,9 +27,9 @@ class ReceiverService:
         # A plain blocking sleep on purpose: `nameko run` monkey-patches it into a green one,
         # which is the article's concurrency experiment.
         time.sleep(self.config.get("RECEIVER_WORK_SECONDS", 0))
-        record_receipt(self.receipts, event)
+        record_receipt(self.receipts.session, event)
         return f"Event Received: {event}"
 
     @rpc
     def receipt_count(self):
-        return count_receipts(self.receipts)
+        return count_receipts(self.receipts.session)

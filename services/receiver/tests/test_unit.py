@@ -21,4 +21,4 @@ def test_events_without_an_id_leave_no_receipt():
 
     service.receive_event("no id here")
 
-    service.receipts.begin.assert_not_called()
+    service.receipts.session.begin.assert_not_called()

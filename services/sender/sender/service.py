@@ -1,6 +1,6 @@
+from common.entrypoints import RpcProxy, rpc
 from common.errors import InvalidInput
 from common.logs import WorkerLog
-from common.messaging import RpcProxy, rpc
 from common.metrics import Metrics
 from common.shutdown import GracefulShutdown
 from common.tracing import Tracing

@@ -8,17 +8,22 @@ import pytest
 from kombu import Connection, Queue
 from nameko.standalone.events import event_dispatcher, get_event_exchange
 from nameko.standalone.rpc import ClusterRpcProxy
+from nameko.testing.services import entrypoint_waiter
+from prometheus_client import REGISTRY
 from pytest_httpserver import HTTPServer
 from werkzeug import Response
 
 from common.dead_letters import list_dead_letters, replay_dead_letters
-from tests.support import wait_for
+from testkit.processes import wait_for
 from time_consuming.service import TimeConsumingService
+
+SERVICE = TimeConsumingService.name
+OUTCOMES = ("done", "already_done", "failed", "retried")
 
 
 @pytest.fixture
 def start_service(container_factory, service_config, s3, httpserver, own_vhost):
-    """The service with S3 and a webhook on `httpserver`; returns (config, dispatch)."""
+    """The service with S3 and a webhook on `httpserver`; returns (config, dispatch, container)."""
     client, s3_settings = s3
 
     def start(**overrides):
@@ -33,11 +38,23 @@ def start_service(container_factory, service_config, s3, httpserver, own_vhost):
             "RETRY_MAX_ATTEMPTS": 4,
         }
         config = service_config("time_consuming", **{**settings, **overrides})
-        container_factory(TimeConsumingService, config).start()
+        container = container_factory(TimeConsumingService, config)
+        container.start()
         dispatch = event_dispatcher(config)
-        return config, lambda event: dispatch("message_service", "heavy_payload_event", event)
+        return config, lambda event: dispatch("message_service", "heavy_payload_event", event), container
 
     return start
+
+
+def handled(container, deliveries: int = 1):
+    """Waits, as the block ends, until the handler has run `deliveries` times (retries included)."""
+    runs = []
+    return entrypoint_waiter(
+        container,
+        "time_consuming_event_handler",
+        timeout=30,
+        callback=lambda worker_ctx, result, exc_info: runs.append(worker_ctx) or len(runs) == deliveries,
+    )
 
 
 class Outcomes:
@@ -78,10 +95,11 @@ def keys(s3):
 
 def test_the_payload_is_uploaded_then_the_webhook_is_notified(start_service, s3, httpserver):
     httpserver.expect_request("/hook", method="POST").respond_with_json({})
-    config, dispatch = start_service()
+    config, dispatch, container = start_service()
 
-    dispatch({"message_id": "m-flow", "payload": {"numbers": [1, 2, 3]}})
-    job = wait_for(lambda: job_state(config, "m-flow"), message="the job to finish")
+    with handled(container):
+        dispatch({"message_id": "m-flow", "payload": {"numbers": [1, 2, 3]}})
+    job = job_state(config, "m-flow")
 
     assert job == {
         "message_id": "m-flow",
@@ -102,7 +120,7 @@ def test_the_payload_is_uploaded_then_the_webhook_is_notified(start_service, s3,
 
 def test_the_same_event_twice_makes_one_object_one_notification_one_job(start_service, s3, httpserver):
     httpserver.expect_request("/hook", method="POST").respond_with_json({})
-    config, dispatch = start_service()
+    config, dispatch, container = start_service()
     outcomes = Outcomes(config)
 
     for _ in range(2):
@@ -120,11 +138,12 @@ def test_the_same_event_twice_makes_one_object_one_notification_one_job(start_se
 def test_a_4xx_is_dead_lettered_without_retries_and_replayed_once_fixed(start_service, s3, httpserver):
     httpserver.expect_oneshot_request("/hook", method="POST").respond_with_data("unknown", status=410)
     httpserver.expect_request("/hook", method="POST").respond_with_json({})
-    config, dispatch = start_service()
+    config, dispatch, container = start_service()
 
-    dispatch({"message_id": "m-gone", "payload": {"b": 2}})
-    job = wait_for(lambda: job_state(config, "m-gone"), message="the job to fail")
-    letters = wait_for(lambda: list_dead_letters(config), message="the dead letter")
+    with handled(container):
+        dispatch({"message_id": "m-gone", "payload": {"b": 2}})
+    job = job_state(config, "m-gone")
+    letters = list_dead_letters(config)  # parked before the delivery's ack, in the worker
 
     assert job["state"] == "failed" and "HTTP 410" in job["last_error"]
     assert len(httpserver.log) == 1  # a 4xx is not retried
@@ -133,8 +152,9 @@ def test_a_4xx_is_dead_lettered_without_retries_and_replayed_once_fixed(start_se
     ]
     assert list_dead_letters(config) == letters  # listing leaves them in the queue
 
-    assert len(replay_dead_letters(config)) == 1  # the webhook answers 200 now
-    job = wait_for(lambda: job_state(config, "m-gone", states=("notified",)), message="the replayed job")
+    with handled(container):
+        assert len(replay_dead_letters(config)) == 1  # the webhook answers 200 now
+    job = job_state(config, "m-gone", states=("notified",))
 
     assert job["attempts"] == 2
     assert list_dead_letters(config) == []
@@ -142,12 +162,13 @@ def test_a_4xx_is_dead_lettered_without_retries_and_replayed_once_fixed(start_se
 
 
 def test_an_invalid_event_is_dead_lettered(start_service):
-    config, dispatch = start_service()
+    config, dispatch, container = start_service()
 
-    dispatch({"message_id": "m-no-payload"})
-    dispatch(["not", "an", "object"])
+    with handled(container, deliveries=2):
+        dispatch({"message_id": "m-no-payload"})
+        dispatch(["not", "an", "object"])
 
-    letters = wait_for(lambda: len(list_dead_letters(config)) == 2 and list_dead_letters(config), message="2")
+    letters = list_dead_letters(config)
     # two workers handle them concurrently: either may be parked first
     assert sorted(letter["reason"] for letter in letters) == [
         "invalid event: expected a JSON object, got list",
@@ -165,7 +186,9 @@ def test_a_webhook_that_never_answers_is_retried_then_parked(start_service, http
         return Response(status=200)
 
     httpserver.expect_request("/hook", method="POST").respond_with_handler(never_answers)
-    config, dispatch = start_service(WEBHOOK_READ_TIMEOUT=0.5, WEBHOOK_RETRIES=0, RETRY_MAX_ATTEMPTS=2)
+    config, dispatch, container = start_service(
+        WEBHOOK_READ_TIMEOUT=0.5, WEBHOOK_RETRIES=0, RETRY_MAX_ATTEMPTS=2
+    )
     try:
         dispatch({"message_id": "m-silent", "payload": {}})
         job = wait_for(lambda: job_state(config, "m-silent"), message="the job to fail")
@@ -182,10 +205,11 @@ def test_a_webhook_answering_503_is_retried_later_until_it_accepts(start_service
     for _ in range(3):
         httpserver.expect_ordered_request("/hook", method="POST").respond_with_data("busy", status=503)
     httpserver.expect_ordered_request("/hook", method="POST").respond_with_json({})
-    config, dispatch = start_service(WEBHOOK_RETRIES=0)  # each attempt: one request
+    config, dispatch, container = start_service(WEBHOOK_RETRIES=0)  # each attempt: one request
 
-    dispatch({"message_id": "m-503", "payload": {"c": 3}})
-    job = wait_for(lambda: job_state(config, "m-503"), message="the job to finish")
+    with handled(container, deliveries=4):  # three refused, each retried from its retry queue
+        dispatch({"message_id": "m-503", "payload": {"c": 3}})
+    job = job_state(config, "m-503")
 
     assert job["state"] == "notified" and job["attempts"] == 4
     assert [response.status_code for _, response in httpserver.log] == [503, 503, 503, 200]
@@ -195,7 +219,7 @@ def test_a_webhook_answering_503_is_retried_later_until_it_accepts(start_service
 def test_an_s3_error_is_retried_later_until_the_upload_succeeds(start_service, s3, httpserver):
     httpserver.expect_request("/hook", method="POST").respond_with_json({})
     client, settings = s3
-    config, dispatch = start_service(RETRY_MAX_ATTEMPTS=1000)
+    config, dispatch, container = start_service(RETRY_MAX_ATTEMPTS=1000)
     client.delete_bucket(Bucket=settings["S3_BUCKET"])  # made at start, empty: S3 now answers NoSuchBucket
 
     dispatch({"message_id": "m-s3", "payload": {"d": 4}})
@@ -216,21 +240,52 @@ def test_exhausted_attempts_park_the_event_with_its_reason_and_replay_finishes_i
     for _ in range(4):
         httpserver.expect_ordered_request("/hook", method="POST").respond_with_data("down", status=502)
     httpserver.expect_ordered_request("/hook", method="POST").respond_with_json({})
-    config, dispatch = start_service(WEBHOOK_RETRIES=0)
+    config, dispatch, container = start_service(WEBHOOK_RETRIES=0)
+    counted = Counted()
 
-    dispatch({"message_id": "m-down", "payload": {}})
-    [letter] = wait_for(lambda: list_dead_letters(config), message="the dead letter")
+    with handled(container, deliveries=4):
+        dispatch({"message_id": "m-down", "payload": {}})
+    [letter] = list_dead_letters(config)
     job = job_state(config, "m-down")
 
     assert letter["reason"] == (
         "gave up after 4 attempt(s): NotificationError: webhook failed after retries: HTTP 502"
     )
     assert job["state"] == "failed" and job["attempts"] == 4
+    wait_for(lambda: counted.since() == {"retried": 3, "failed": 1, "scheduled": 3, "parked": 1})
 
-    assert len(replay_dead_letters(config)) == 1
-    job = wait_for(lambda: job_state(config, "m-down", states=("notified",)), message="the replayed job")
+    with handled(container):
+        assert len(replay_dead_letters(config)) == 1
+    job = job_state(config, "m-down", states=("notified",))
     assert job["attempts"] == 5 and len(httpserver.log) == 5
     assert list_dead_letters(config) == []
+    assert counted.since() == {"retried": 3, "failed": 1, "scheduled": 3, "parked": 1, "done": 1}
+
+    dispatch({"message_id": "m-down", "payload": {}})  # once more: nothing left to do
+    wait_for(lambda: counted.since().get("already_done") == 1, message="the duplicate counted")
+    assert len(httpserver.log) == 5
+
+
+class Counted:
+    """The Prometheus counters (this process's registry) of what the service did since it was made."""
+
+    QUEUE = "evt-message_service-heavy_payload_event--time_consuming_service.time_consuming_event_handler"
+    SAMPLES = {
+        **{outcome: ("time_consuming_jobs_total", {"outcome": outcome}) for outcome in OUTCOMES},
+        "scheduled": ("nameko_event_retries_scheduled_total", {"service": SERVICE, "queue": QUEUE}),
+        "parked": ("nameko_dead_letters_parked_total", {"service": SERVICE, "queue": QUEUE}),
+    }
+
+    def __init__(self):
+        self.before = self.now()
+
+    def now(self) -> dict:
+        return {key: REGISTRY.get_sample_value(*sample) or 0 for key, sample in self.SAMPLES.items()}
+
+    def since(self) -> dict:
+        return {
+            key: value - self.before[key] for key, value in self.now().items() if value != self.before[key]
+        }
 
 
 def test_the_upload_is_recorded_and_no_transaction_waits_on_the_webhook(start_service):
@@ -247,7 +302,7 @@ def test_the_upload_is_recorded_and_no_transaction_waits_on_the_webhook(start_se
     webhook = HTTPServer(threaded=True)
     webhook.expect_request("/hook", method="POST").respond_with_handler(held)
     webhook.start()
-    config, dispatch = start_service(
+    config, dispatch, container = start_service(
         WEBHOOK_URL=webhook.url_for("/hook"), WEBHOOK_READ_TIMEOUT=30, RETRY_MAX_ATTEMPTS=50
     )
     outcomes = Outcomes(config)
@@ -284,7 +339,7 @@ def test_other_workers_progress_while_a_notification_is_slow(start_service):
     webhook = HTTPServer(threaded=True)  # a receiver that answers several notifications at once
     webhook.expect_request("/hook", method="POST").respond_with_handler(slow_for_one)
     webhook.start()
-    config, dispatch = start_service(WEBHOOK_URL=webhook.url_for("/hook"), WEBHOOK_READ_TIMEOUT=30)
+    config, dispatch, container = start_service(WEBHOOK_URL=webhook.url_for("/hook"), WEBHOOK_READ_TIMEOUT=30)
     try:
         dispatch({"message_id": "m-slow", "payload": {}})
         wait_for(lambda: received == ["m-slow"], message="m-slow's notification being received")
@@ -302,7 +357,9 @@ def test_other_workers_progress_while_a_notification_is_slow(start_service):
 
 def test_with_the_embedded_sqlite_default_concurrent_jobs_all_finish(start_service, s3, httpserver, tmp_path):
     httpserver.expect_request("/hook", method="POST").respond_with_json({})
-    config, dispatch = start_service(DATABASE_URL=f"sqlite:///{tmp_path / 'jobs.sqlite3'}", max_workers=10)
+    config, dispatch, container = start_service(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'jobs.sqlite3'}", max_workers=10
+    )
 
     for index in range(10):
         dispatch({"message_id": f"m-sqlite-{index}", "payload": {"index": index}})

@@ -20,9 +20,11 @@ from sqlalchemy import DateTime, Integer, String, Text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from common.contracts import JobState
+from common.db import States
 from common.schemas import lookup_key
 
-PENDING, UPLOADED, NOTIFIED, FAILED = "pending", "uploaded", "notified", "failed"
+PENDING, UPLOADED, NOTIFIED, FAILED = JobState
 
 
 class Base(DeclarativeBase):
@@ -45,7 +47,7 @@ class Job(Base):
     __tablename__ = "jobs"
 
     message_id: Mapped[str] = mapped_column(String(36), primary_key=True)
-    state: Mapped[str] = mapped_column(String(16))
+    state: Mapped[JobState] = mapped_column(States(JobState))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     object_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -67,7 +69,7 @@ class Job(Base):
 @dataclass(frozen=True)
 class Claim:
     owner: str
-    state: str
+    state: JobState
     object_key: str | None
 
 

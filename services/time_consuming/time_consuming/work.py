@@ -5,12 +5,20 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
-from common.contracts import HeavyPayloadEvent, event_problem
+from prometheus_client import Counter
+
+from common.contracts import HeavyPayloadEvent, OutcomeStatus, event_problem
 from common.failpoints import failpoint
 from common.retries import Attempt, describe
 from time_consuming.jobs import PENDING, claim_job, record_failed, record_notified, record_uploaded, release
 
 log = logging.getLogger(__name__)
+JOBS = Counter(
+    "time_consuming_jobs",
+    "Deliveries of heavy_payload_event by what became of them: done (the work done now), "
+    "already_done (an earlier delivery did it), failed (gave up), retried (tried again later)",
+    ["outcome"],
+)
 
 
 class GaveUp(Exception):
@@ -22,12 +30,17 @@ class GaveUp(Exception):
 @dataclass
 class Outcome:
     message_id: str | None
-    status: str  # "done" or "failed"
+    status: OutcomeStatus
     reason: str | None = None
+    already_done: bool = False  # an earlier delivery finished the job: nothing was done now
 
     @property
     def failed(self) -> bool:
-        return self.status == "failed"
+        return self.status == OutcomeStatus.FAILED
+
+    @property
+    def counted_as(self) -> str:
+        return "already_done" if self.already_done else self.status
 
     def report(self) -> dict:
         """The `payload_processed` event message_service records."""
@@ -50,13 +63,24 @@ def process(event, session, storage, notifier, attempt: Attempt, lease: timedelt
     A transient failure (database, S3, webhook 5xx or timeout, `JobBusy`) raises, unless this is the
     last attempt: then, as for a permanent one, the job is recorded failed and the outcome says so.
     """
+    try:
+        outcome = do_the_work(event, session, storage, notifier, attempt, lease)
+    except Exception:
+        JOBS.labels("retried").inc()
+        raise
+    JOBS.labels(outcome.counted_as).inc()
+    return outcome
+
+
+def do_the_work(event, session, storage, notifier, attempt: Attempt, lease: timedelta) -> Outcome:
+    """`process` without the counting."""
     if reason := invalid_event(event):
         message_id = event.get("message_id") if isinstance(event, dict) else None
-        return Outcome(message_id if isinstance(message_id, str) else None, "failed", reason)
+        return Outcome(message_id if isinstance(message_id, str) else None, OutcomeStatus.FAILED, reason)
     message_id = str(event["message_id"])
     claim = claim_job(session, message_id, f"delivery/{attempt.delivery}", lease)
     if claim is None:
-        return Outcome(message_id, "done")
+        return Outcome(message_id, OutcomeStatus.DONE, already_done=True)
     try:
         key = claim.object_key
         if claim.state == PENDING:
@@ -75,10 +99,10 @@ def process(event, session, storage, notifier, attempt: Attempt, lease: timedelt
             if not getattr(error, "permanent", False):
                 reason = f"gave up after {attempt.number} attempt(s): {reason}"
             record_failed(session, message_id, reason)
-            return Outcome(message_id, "failed", reason)
+            return Outcome(message_id, OutcomeStatus.FAILED, reason)
         try:
             release(session, message_id, claim.owner, describe(error))
         except Exception:  # the database is what failed: the lease expires by itself
             log.warning("could not release job %s", message_id, exc_info=True)
         raise
-    return Outcome(message_id, "done")
+    return Outcome(message_id, OutcomeStatus.DONE)

@@ -26,8 +26,8 @@ from pathlib import Path
 import psutil
 import requests
 
-from tests.fixtures import RABBIT_AUTH, RabbitAdmin
-from tests.support import free_port, wait_for
+from testkit.processes import free_port, wait_for
+from testkit.rabbit import RabbitAdmin
 
 RABBITMQ_SERVER = shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"
 RABBITMQCTL = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
@@ -78,11 +78,11 @@ class PrivateBroker:
         shutil.chown(self.workdir, RABBITMQ_USER, RABBITMQ_USER)
         for path in self.workdir.iterdir():
             shutil.chown(path, RABBITMQ_USER, RABBITMQ_USER)
-        self.admin = RabbitAdmin(f"http://127.0.0.1:{self.management_port}/api")
+        self.admin = RabbitAdmin(f"http://guest:guest@127.0.0.1:{self.management_port}")
 
     @property
     def amqp_uri(self) -> str:
-        return f"amqp://{RABBIT_AUTH[0]}:{RABBIT_AUTH[1]}@127.0.0.1:{self.port}/"
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
 
     @property
     def management_url(self) -> str:
@@ -151,7 +151,7 @@ class PrivateBroker:
 
     def management_answers(self) -> bool:
         try:
-            return requests.get(f"{self.admin.base_url}/overview", auth=RABBIT_AUTH, timeout=2).ok
+            return self.admin.http.get(f"{self.admin.base_url}/overview", timeout=2).ok
         except requests.RequestException:
             return False
 

@@ -27,17 +27,18 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stack import compose
-from stack.readiness import Broker, service_queues
+from testkit import compose
+from testkit.processes import BIN, ROOT
+from testkit.rabbit import RabbitAdmin
+from testkit.readiness import Broker, service_queues
 
-BIN = Path(sys.executable).parent
 GRACE_SECONDS = 10  # docker compose stop's default
 MAX_RESTART_DELAY = 10.0
 _PR_SET_PDEATHSIG = 1
@@ -407,3 +408,45 @@ class LocalStack:
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+# For tests: the stack on a vhost and PostgreSQL databases of the test's own.
+
+
+def make_local_stack(amqp_uri: str, postgres, log_dir: Path, **options):
+    """docker-compose.yml's services as local processes (`LocalStack`), on this run's vhost.
+
+    Every service that has a `DATABASE_URL` in compose gets a fresh PostgreSQL database, and the
+    one-shot jobs get the same URLs under the names compose gives them (`MESSAGE_DATABASE_URL`...).
+    Call `run_jobs()`, `start()` and `wait_ready()` on it; `close()` stops it.
+    """
+    stack = LocalStack(
+        ROOT / "docker-compose.yml",
+        env={"AMQP_URI": amqp_uri, **options.pop("env", {})},
+        log_dir=log_dir,
+        management_url=options.pop("management_url", None) or RabbitAdmin().base_url,
+        **options,
+    )
+    databases = {
+        service.name: postgres() for service in stack.services if "DATABASE_URL" in service.environment
+    }
+    for name, url in databases.items():
+        stack.service_env.setdefault(name, {})["DATABASE_URL"] = url
+    for job in stack.project.jobs:
+        stack.service_env.setdefault(job.name, {}).update(
+            {f"{name.upper()}_DATABASE_URL": url for name, url in databases.items()}
+        )
+    return stack
+
+
+@contextmanager
+def running_stack(amqp_uri: str, postgres, log_dir: Path, **options):
+    """`make_local_stack`, its jobs run, every instance ready; stopped when the block ends."""
+    stack = make_local_stack(amqp_uri, postgres, log_dir, **options)
+    stack.run_jobs()
+    stack.start()
+    try:
+        stack.wait_ready()
+        yield stack
+    finally:
+        stack.close()

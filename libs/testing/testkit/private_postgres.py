@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import sqlalchemy
 
-from tests.support import free_port
+from testkit.processes import free_port
 
 PREFIX = "nameko_private_postgres_"
 USER = "postgres"

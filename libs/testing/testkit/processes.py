@@ -6,10 +6,10 @@ import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+# The project's checkout: this package is installed from it in place (`pip install -e libs/testing`).
+ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 
 
@@ -29,52 +29,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def rpc_queue(service_name: str) -> str:
-    return f"rpc-{service_name}"
-
-
-def make_local_stack(amqp_uri: str, postgres, log_dir: Path, **options):
-    """docker-compose.yml's services as local processes (`stack.runner.LocalStack`), on this run's vhost.
-
-    Every service that has a `DATABASE_URL` in compose gets a fresh PostgreSQL database, and the
-    one-shot jobs get the same URLs under the names compose gives them (`MESSAGE_DATABASE_URL`...).
-    Call `run_jobs()`, `start()` and `wait_ready()` on it; `close()` stops it.
-    """
-    from stack.runner import LocalStack
-    from tests.fixtures import RABBIT_MANAGEMENT
-
-    stack = LocalStack(
-        ROOT / "docker-compose.yml",
-        env={"AMQP_URI": amqp_uri, **options.pop("env", {})},
-        log_dir=log_dir,
-        management_url=options.pop("management_url", RABBIT_MANAGEMENT),
-        **options,
-    )
-    databases = {
-        service.name: postgres() for service in stack.services if "DATABASE_URL" in service.environment
-    }
-    for name, url in databases.items():
-        stack.service_env.setdefault(name, {})["DATABASE_URL"] = url
-    for job in stack.project.jobs:
-        stack.service_env.setdefault(job.name, {}).update(
-            {f"{name.upper()}_DATABASE_URL": url for name, url in databases.items()}
-        )
-    return stack
-
-
-@contextmanager
-def running_stack(amqp_uri: str, postgres, log_dir: Path, **options):
-    """`make_local_stack`, its jobs run, every instance ready; stopped when the block ends."""
-    stack = make_local_stack(amqp_uri, postgres, log_dir, **options)
-    stack.run_jobs()
-    stack.start()
-    try:
-        stack.wait_ready()
-        yield stack
-    finally:
-        stack.close()
 
 
 class ServiceProcess:

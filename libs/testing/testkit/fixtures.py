@@ -1,107 +1,63 @@
-"""Fixtures for tests against the real broker and database of this machine.
+"""The project's pytest fixtures: a RabbitMQ vhost and PostgreSQL databases of the run's own, service
+configs pointed at them, the local stack, an S3 server, SQLite sessions for the domain functions.
 
-Every test run gets its own RabbitMQ vhost and its own PostgreSQL databases, removed at the end.
-Leftovers of a run that was killed are recognised by the dead pid in their name and removed.
+Registered by `testkit.plugin` (the pytest11 entry point). Every run gets its own vhost and
+databases, removed at the end; leftovers of a run that was killed are recognised by the dead pid in
+their name and removed.
 """
 
 import os
-import re
 import uuid
-from pathlib import Path
+from urllib.parse import urlparse
 
-import psutil
 import pytest
-import requests
 import sqlalchemy
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.config import load_config
 from common.db import make_engine
+from testkit.localstack import make_local_stack
+from testkit.private_broker import PrivateBroker
+from testkit.processes import ROOT
+from testkit.rabbit import RabbitAdmin, is_leftover, run_name, with_vhost
 
-ROOT = Path(__file__).resolve().parent.parent
-RABBIT_HOST = os.environ.get("RABBIT_HOST", "localhost")
-RABBIT_MANAGEMENT = os.environ.get("RABBIT_MANAGEMENT_URL", f"http://{RABBIT_HOST}:15672/api")
-RABBIT_AUTH = ("guest", "guest")
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+pg8000://postgres@localhost:5432")
-TEST_PREFIX = "nameko_test_"
-LEFTOVER = re.compile(rf"^{TEST_PREFIX}(\d+)_")
-
-
-def run_name() -> str:
-    return f"{TEST_PREFIX}{os.getpid()}_{uuid.uuid4().hex[:8]}"
-
-
-def is_leftover(name: str) -> bool:
-    match = LEFTOVER.match(name)
-    return bool(match) and not psutil.pid_exists(int(match.group(1)))
-
-
-class RabbitAdmin:
-    """The management HTTP API, for what AMQP cannot do: vhosts, queue stats, consumers."""
-
-    def __init__(self, base_url: str = RABBIT_MANAGEMENT):
-        self.base_url = base_url
-        self.http = requests.Session()
-        self.http.auth = RABBIT_AUTH
-
-    def request(self, method: str, path: str, **kwargs):
-        response = self.http.request(method, f"{self.base_url}/{path}", timeout=10, **kwargs)
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-    def create_vhost(self, vhost: str):
-        self.request("PUT", f"vhosts/{vhost}")
-        self.request(
-            "PUT", f"permissions/{vhost}/guest", json={"configure": ".*", "write": ".*", "read": ".*"}
-        )
-
-    def delete_vhost(self, vhost: str):
-        self.http.delete(f"{self.base_url}/vhosts/{vhost}", timeout=10)
-
-    def vhosts(self) -> list[str]:
-        return [vhost["name"] for vhost in self.request("GET", "vhosts")]
-
-    def queues(self, vhost: str) -> list[dict]:
-        return self.request("GET", f"queues/{vhost}")
-
-    def consumers(self, vhost: str, queue: str) -> int:
-        for found in self.queues(vhost):
-            if found["name"] == queue:
-                return found.get("consumers", 0)
-        return 0
 
 
 @pytest.fixture(scope="session")
-def rabbit_admin():
-    admin = RabbitAdmin()
-    for vhost in admin.vhosts():
-        if is_leftover(vhost):
-            admin.delete_vhost(vhost)
+def rabbit_admin(pytestconfig):
+    """The management API at nameko's `--rabbit-ctl-uri`; vhosts of killed runs removed first."""
+    admin = RabbitAdmin(pytestconfig.getoption("RABBIT_API_URI"))
+    admin.remove_leftovers()
     return admin
 
 
 @pytest.fixture(scope="session")
-def vhost(rabbit_admin):
+def broker_uri(pytestconfig) -> str:
+    """The broker of nameko's `--amqp-uri` (default `pyamqp://guest:guest@localhost`), any vhost."""
+    return with_vhost(pytestconfig.getoption("RABBIT_AMQP_URI"), "")
+
+
+@pytest.fixture(scope="session")
+def vhost(rabbit_admin, broker_uri):
     name = run_name()
-    rabbit_admin.create_vhost(name)
+    rabbit_admin.create_vhost(name, user=urlparse(broker_uri).username or "guest")
     yield name
     rabbit_admin.delete_vhost(name)
 
 
 @pytest.fixture(scope="session")
-def amqp_uri(vhost):
+def amqp_uri(vhost, broker_uri):
     """Overrides nameko's per-test vhost fixture: one vhost for the whole run is enough and faster."""
-    return f"amqp://guest:guest@{RABBIT_HOST}:5672/{vhost}"
+    return with_vhost(broker_uri, vhost)
 
 
 @pytest.fixture
-def own_vhost(rabbit_admin):
+def own_vhost(rabbit_admin, broker_uri):
     """A vhost of the test's own: (name, AMQP URI). Events a test leaves in a queue (a retry that is
     still waiting in its retry queue) must not reach the next test's services."""
-    name = run_name()
-    rabbit_admin.create_vhost(name)
-    yield name, f"amqp://guest:guest@{RABBIT_HOST}:5672/{name}"
-    rabbit_admin.delete_vhost(name)
+    with rabbit_admin.scratch_vhost(broker_uri) as scratch:
+        yield scratch.name, scratch.amqp_uri
 
 
 @pytest.fixture(scope="session")
@@ -152,10 +108,8 @@ def local_stack(amqp_uri, postgres, tmp_path):
     """Starts docker-compose.yml's services as local processes: `local_stack(scale={"receiver": 3})`.
 
     Runs the one-shot jobs (migrations) first, waits until every instance consumes, and stops
-    everything with SIGTERM at the end of the test. Returns the `stack.runner.LocalStack`.
+    everything with SIGTERM at the end of the test. Returns the `testkit.localstack.LocalStack`.
     """
-    from tests.support import make_local_stack
-
     stacks = []
 
     def start(*services, wait: bool = True, **options):
@@ -223,3 +177,19 @@ def sqlite_sessions(tmp_path):
     yield make
     for engine in engines:
         engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def private_broker():
+    """A RabbitMQ node of this run's own, for tests that crash, stop or restart the broker."""
+    with PrivateBroker() as broker:
+        yield broker
+
+
+@pytest.fixture
+def private_amqp_uri(private_broker):
+    """A fresh vhost on the private broker (it may have been restarted since the last test)."""
+    private_broker.wait_until_serving()
+    vhost = run_name()
+    private_broker.admin.create_vhost(vhost)
+    return private_broker.amqp_uri + vhost, vhost

@@ -7,38 +7,21 @@ of several is known to be ready. Without the management API, an AMQP passive dec
 consumer count per queue, which is compared with the number of running instances.
 """
 
-import inspect
 from urllib.parse import quote, unquote, urlparse
 
 import psutil
 import requests
 from kombu import Connection
 from nameko.cli.run import import_service
-from nameko.events import SERVICE_POOL, SINGLETON, EventHandler
-from nameko.extensions import ENTRYPOINT_EXTENSIONS_ATTR
-from nameko.rpc import Rpc
+
+from common import topology
 
 DEFAULT_AMQP_URI = "amqp://guest:guest@localhost"
 
 
 def service_queues(module: str) -> dict[str, list[str]]:
     """{service name: [queue names its consumers attach to]} for the classes `nameko run module` runs."""
-    found = {}
-    for service_cls in import_service(module):
-        queues = []
-        for method_name, method in inspect.getmembers(service_cls, inspect.isfunction):
-            for entrypoint in getattr(method, ENTRYPOINT_EXTENSIONS_ATTR, ()):
-                if isinstance(entrypoint, Rpc):
-                    queues.append(f"rpc-{service_cls.name}")
-                elif isinstance(entrypoint, EventHandler):
-                    prefix = f"evt-{entrypoint.source_service}-{entrypoint.event_type}"
-                    if entrypoint.handler_type is SERVICE_POOL:
-                        queues.append(f"{prefix}--{service_cls.name}.{method_name}")
-                    elif entrypoint.handler_type is SINGLETON:
-                        queues.append(prefix)
-                    # BROADCAST queues are named per instance: nothing to predict.
-        found[service_cls.name] = sorted(set(queues))
-    return found
+    return {service_cls.name: topology.service_queues(service_cls) for service_cls in import_service(module)}
 
 
 def broker_ports(pid: int, amqp_port: int) -> set[int]:

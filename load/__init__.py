@@ -1,0 +1,1 @@
+"""Load generation against a running stack (Locust): `make load`, see load/run.py."""
