@@ -596,7 +596,9 @@ def main(argv=None) -> int:
                 repository = image.rsplit(":", 1)[0]
                 removed = prune_superseded_tags(report[image]["hash"], repository)
                 if removed:
-                    print(f"images: removed {len(removed)} superseded {repository} tag(s): {', '.join(removed)}")
+                    print(
+                        f"images: removed {len(removed)} superseded {repository} tag(s): {', '.join(removed)}"
+                    )
             print(
                 f"images: done in {time.monotonic() - started:.1f} s; application tag {app_tag(report)}; "
                 f"broker tag {broker_tag(report)}"

@@ -13,8 +13,8 @@ import requests
 import yaml
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from testkit.processes import BIN, ROOT, wait_for
 from stack.containers import AMQP_HEARTBEAT, JOBS, MAX_WORKERS, RECEIVER_WORK_SECONDS, SERVICES
+from testkit.processes import BIN, ROOT, wait_for
 from tests.containers.conftest import OTEL_TRACES_SAMPLER_ARG
 
 _spec = importlib.util.spec_from_file_location("images", ROOT / "tools" / "images.py")
