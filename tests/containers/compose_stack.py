@@ -1,4 +1,4 @@
-"""What the container tests add to `stack.containers` (the compose stack and the experiments, shared
+"""What the container tests add to `testkit.containers` (the compose stack and the experiments, shared
 with `stack demo --backend docker`): a skip without an engine, and the image build shown as it runs.
 """
 
@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from stack import containers
+from testkit import containers
 
 
 def engine_or_skip() -> None:

@@ -1,6 +1,6 @@
 import pytest
 
-from stack.containers import experiment_stack
+from testkit.containers import experiment_stack
 from tests.containers.compose_stack import build_images, engine_or_skip
 
 # Passed through, with the endpoint left empty: tracing stays off.
@@ -15,7 +15,7 @@ def image_tags(request):
 
 @pytest.fixture(scope="session")
 def compose_stack(image_tags):
-    """docker-compose.yml up with three receivers and `stack.containers.experiment_env()`, under a
+    """docker-compose.yml up with three receivers and `testkit.containers.experiment_env()`, under a
     project name of its own, for the whole session (test_compose_stack, test_experiments, then
     test_graceful_stop, which stops it); `docker compose down -v` afterwards."""
     extra = {

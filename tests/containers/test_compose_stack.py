@@ -13,7 +13,7 @@ import requests
 import yaml
 from nameko.standalone.rpc import ClusterRpcProxy
 
-from stack.containers import AMQP_HEARTBEAT, JOBS, MAX_WORKERS, RECEIVER_WORK_SECONDS, SERVICES
+from testkit.containers import AMQP_HEARTBEAT, JOBS, MAX_WORKERS, RECEIVER_WORK_SECONDS, SERVICES
 from testkit.processes import BIN, ROOT, wait_for
 from tests.containers.conftest import OTEL_TRACES_SAMPLER_ARG
 

@@ -1,12 +1,12 @@
 """The article's experiments on containers: three receiver containers of docker-compose.yml.
 
-The experiments are `stack.containers`' (which `stack demo --backend docker` runs too, for their
+The experiments are `testkit.containers`' (which `stack demo --backend docker` runs too, for their
 timings); here each one's counts are asserted: every call answered, every event handled once.
 """
 
 import pytest
 
-from stack import containers
+from testkit import containers
 
 pytestmark = pytest.mark.timeout(1500)
 

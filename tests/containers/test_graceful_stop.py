@@ -2,7 +2,7 @@
 
 import pytest
 
-from stack.containers import JOBS, SERVICES
+from testkit.containers import JOBS, SERVICES
 
 pytestmark = pytest.mark.timeout(1500)
 

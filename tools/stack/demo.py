@@ -46,7 +46,7 @@ def register(subcommands):
         "--backend",
         choices=["local", "docker"],
         default="local",
-        help="local processes (default), or docker-compose.yml's containers (stack.containers)",
+        help="local processes (default), or docker-compose.yml's containers (testkit.containers)",
     )
     parser.add_argument(
         "--work-seconds",

@@ -1,8 +1,8 @@
 """`stack demo --backend docker`: the article's experiments on docker-compose.yml's containers.
 
 `make images` (cached), then `docker compose up -d --scale receiver=3` under a project name of its
-own (`stack.containers.experiment_stack`: RECEIVER_WORK_SECONDS=1, MAX_WORKERS=3, free host ports),
-the experiments of `stack.containers` -- the ones tests/containers/test_experiments.py asserts the
+own (`testkit.containers.experiment_stack`: RECEIVER_WORK_SECONDS=1, MAX_WORKERS=3, free host ports),
+the experiments of `testkit.containers` -- the ones tests/containers/test_experiments.py asserts the
 counts of -- and `docker compose down -v`. Prints their counts with their timings, plots the
 scaling run (`--plot`), and with `--markdown` writes the same tables into a Markdown file that a
 docs page includes.
@@ -16,8 +16,8 @@ from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from stack import containers
 from stack.demo import console, plot, table
+from testkit import containers
 from testkit.processes import ROOT
 
 # scenario -> the steps it runs; no scenario: all of them on one stack

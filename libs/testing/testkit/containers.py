@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.topology import rpc_queue
-from stack.compose import packaged_binary
+from testkit.compose import packaged_binary
 from testkit.processes import ROOT, wait_for
 from testkit.rabbit import HEAVY_PAYLOAD_QUEUE
 
