@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 
+from testkit.processes import ROOT
 from tests.containers.compose_stack import engine_or_skip
-from tests.support import ROOT
 
 _spec = importlib.util.spec_from_file_location("images", ROOT / "tools" / "images.py")
 images = importlib.util.module_from_spec(_spec)
