@@ -17,8 +17,11 @@ def stack(compose_stack):
 
 
 @pytest.fixture(autouse=True)
-def three_receivers_after(stack):
-    """Whatever a test stopped, killed or cut off is back before the next one."""
+def three_receivers(stack):
+    """Three receivers consuming before each test (an earlier module's `compose run` may have
+    brought `receiver` back to its one replica), and whatever a test stopped, killed or cut off back
+    after it."""
+    stack.back_to_three()
     yield
     stack.back_to_three()
 
