@@ -32,6 +32,7 @@ import tempfile
 import time
 import tomllib
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -411,6 +412,10 @@ def build_all(out=sys.stdout) -> dict:
                 image.name not in HASH_TAGGED or label_of(hash_tag(image.name, digest)) == digest
             ):
                 state = "up to date"
+            elif image.name in HASH_TAGGED and label_of(hash_tag(image.name, digest)) == digest:
+                # built before under its hash tag; the name has since gone to another checkout's build
+                run("docker", "tag", hash_tag(image.name, digest), image.name)
+                state = "retagged"
             else:
                 print(f"{prefix} building ({image.kind})...", file=out, flush=True)
                 log = WORK / (re.sub(r"[^A-Za-z0-9.-]+", "_", image.name) + ".log")
@@ -510,6 +515,71 @@ def broker_tag(report: dict) -> str:
     return report[BROKER_IMAGE]["hash"]
 
 
+# Per hash-tagged repository (HASH_TAGGED), which tag each checkout on this machine built last, and
+# the tags they built before:
+# {"current": {checkout folder: tag}, "superseded": [tag, ...]}. A tag is superseded once the
+# checkout that recorded it moves on (or is gone); one no run recorded (built by an older
+# tools/images.py, say) is not this record's to judge and stays.
+def tags_record(repository: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"{repository.replace('/', '_')}-tags.json"
+
+
+HASH_TAG = re.compile(r"[0-9a-f]{16}")
+# A tag younger than this stays whatever the record says: the window between a checkout's build
+# and its `docker compose up`.
+PRUNE_GRACE_SECONDS = 600
+
+
+def prune_superseded_tags(
+    current: str,
+    repository: str,
+    record: Path | None = None,
+    checkout: Path = ROOT,
+    grace_seconds: float = PRUNE_GRACE_SECONDS,
+) -> list[str]:
+    """Records `current` as `checkout`'s tag of `repository`, then removes `repository`'s superseded
+    tags: recorded by a checkout that has moved on or is gone, current for no existing checkout, no
+    container (running or stopped) created from it, older than `grace_seconds`. `latest`, tags that
+    are not content hashes and tags the record does not know stay. Returns the tags removed.
+
+    A lock of its own guards the record (not LOCK: a build in another checkout holds that one for
+    minutes)."""
+    record = record or tags_record(repository)
+    with open(record.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            known = json.loads(record.read_text())
+        except (FileNotFoundError, ValueError):
+            known = {}
+        currents, superseded = known.get("current", {}), set(known.get("superseded", []))
+        for folder, tag in list(currents.items()):
+            if folder == str(checkout) or not Path(folder).is_dir():
+                superseded.add(tag)
+                del currents[folder]
+        currents[str(checkout)] = current
+        superseded -= set(currents.values())
+        listed = run("docker", "images", "--format", "{{.Tag}} {{.CreatedAt}}", repository).stdout.decode()
+        in_use = set(run("docker", "ps", "-a", "--format", "{{.Image}}").stdout.decode().split())
+        present, removed = set(), []
+        for line in listed.splitlines():
+            tag, created = line.split(" ", 1)
+            present.add(tag)
+            if tag not in superseded or not HASH_TAG.fullmatch(tag) or f"{repository}:{tag}" in in_use:
+                continue
+            if time.time() - created_at(created) < grace_seconds:
+                continue
+            if run("docker", "rmi", f"{repository}:{tag}", check=False).returncode == 0:  # never -f
+                removed.append(tag)
+        superseded = (superseded & present) - set(removed)  # kept ones are looked at again next time
+        record.write_text(json.dumps({"current": currents, "superseded": sorted(superseded)}, indent=1))
+    return removed
+
+
+def created_at(docker_time: str) -> float:
+    """`docker images`' CreatedAt (`2026-11-29 16:24:41 +0000 UTC`) as a Unix time."""
+    return datetime.strptime(" ".join(docker_time.split()[:3]), "%Y-%m-%d %H:%M:%S %z").timestamp()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -522,6 +592,13 @@ def main(argv=None) -> int:
         else:
             started = time.monotonic()
             report = build_all()
+            for image in HASH_TAGGED:
+                repository = image.rsplit(":", 1)[0]
+                removed = prune_superseded_tags(report[image]["hash"], repository)
+                if removed:
+                    print(
+                        f"images: removed {len(removed)} superseded {repository} tag(s): {', '.join(removed)}"
+                    )
             print(
                 f"images: done in {time.monotonic() - started:.1f} s; application tag {app_tag(report)}; "
                 f"broker tag {broker_tag(report)}"

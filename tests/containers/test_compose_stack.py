@@ -5,19 +5,17 @@ test_experiments; test_graceful_stop stops it last.
 """
 
 import importlib.util
-import json
 import os
 import subprocess
-import urllib.request
 
 import pytest
 import requests
 import yaml
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from testkit.containers import AMQP_HEARTBEAT, JOBS, MAX_WORKERS, RECEIVER_WORK_SECONDS, SERVICES
 from testkit.processes import BIN, ROOT, wait_for
-from tests.containers.compose_stack import JOBS, SERVICES
-from tests.containers.conftest import MAX_WORKERS, OTEL_TRACES_SAMPLER_ARG, RECEIVER_WORK_SECONDS
+from tests.containers.conftest import OTEL_TRACES_SAMPLER_ARG
 
 _spec = importlib.util.spec_from_file_location("images", ROOT / "tools" / "images.py")
 images = importlib.util.module_from_spec(_spec)
@@ -27,18 +25,6 @@ _spec.loader.exec_module(images)
 pytestmark = pytest.mark.timeout(1500)
 
 HELLO = {"message": "Hello World!!"}
-
-
-def amqp_uri(stack) -> str:
-    return f"amqp://nameko:nameko@127.0.0.1:{stack.host_port('rabbitmq', 5672)}/"
-
-
-def management(stack, path: str):
-    url = f"http://127.0.0.1:{stack.host_port('rabbitmq', 15672)}/api/{path}"
-    request = urllib.request.Request(url)
-    request.add_header("Authorization", "Basic bmFtZWtvOm5hbWVrbw==")  # nameko:nameko
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.load(response)
 
 
 def service_of(container) -> str:
@@ -64,13 +50,13 @@ def test_three_receiver_containers_consume_the_rpc_queue(compose_stack):
         next(iter(c["NetworkSettings"]["Networks"].values()))["IPAddress"]
         for c in compose_stack.containers("receiver")
     }
-    consumers = management(compose_stack, "queues/%2F/rpc-receiver_service")["consumer_details"]
+    consumers = compose_stack.management("queues/%2F/rpc-receiver_service")["consumer_details"]
     assert {consumer["channel_details"]["peer_host"] for consumer in consumers} == receivers
     assert len(receivers) == 3
 
 
 def test_the_articles_calls_from_the_host_through_the_published_port(compose_stack):
-    with ClusterRpcProxy({"AMQP_URI": amqp_uri(compose_stack)}, timeout=30) as rpc:
+    with ClusterRpcProxy({"AMQP_URI": compose_stack.amqp_uri}, timeout=30) as rpc:
         assert rpc.receiver_service.receive_event(HELLO) == f"Event Received: {HELLO}"
         assert rpc.sender_service.send_event(HELLO) == f"Event Received: {HELLO}"
         # the full flow: PostgreSQL, the event to time_consuming, the upload to the S3 server, back
@@ -136,7 +122,7 @@ def test_nameko_shell_on_the_host_with_amqp_uri_at_the_published_port(compose_st
         capture_output=True,
         text=True,
         cwd=ROOT,
-        env={**os.environ, "AMQP_URI": amqp_uri(compose_stack)},
+        env={**os.environ, "AMQP_URI": compose_stack.amqp_uri},
         timeout=60,
     )
     assert f">>> Event Received: {HELLO}" in result.stdout, result.stdout + result.stderr
@@ -175,6 +161,24 @@ def test_settings_pass_through_from_the_shell(compose_stack):
             env = dict(item.split("=", 1) for item in container["Config"]["Env"])
             tracing = (env["OTEL_TRACES_SAMPLER_ARG"], env["OTEL_EXPORTER_OTLP_ENDPOINT"])
             assert tracing == (OTEL_TRACES_SAMPLER_ARG, ""), container["Name"]
+    for container in compose_stack.containers("receiver"):
+        env = dict(item.split("=", 1) for item in container["Config"]["Env"])
+        assert env["AMQP_HEARTBEAT"] == AMQP_HEARTBEAT
+
+
+def test_the_consumers_heartbeat_is_the_one_set_in_the_shell(compose_stack):
+    """AMQP_HEARTBEAT reaches nameko's HEARTBEAT: the broker shows it negotiated on every receiver's
+    consuming connection (the one a network cut must be noticed on)."""
+    addresses = {
+        next(iter(c["NetworkSettings"]["Networks"].values()))["IPAddress"]
+        for c in compose_stack.containers("receiver")
+    }
+    heartbeats = {}
+    for connection in compose_stack.management("connections"):
+        heartbeats.setdefault(connection["peer_host"], set()).add(connection["timeout"])
+    assert {address: int(AMQP_HEARTBEAT) in heartbeats.get(address, ()) for address in addresses} == {
+        address: True for address in addresses
+    }
 
 
 def test_every_container_runs_on_a_read_only_root_file_system(compose_stack):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.containers.compose_stack import JOBS, SERVICES
+from testkit.containers import JOBS, SERVICES
 
 pytestmark = pytest.mark.timeout(1500)
 

@@ -8,12 +8,15 @@
 
 Services run from docker-compose.yml through the local runner (`testkit.localstack.LocalStack`) in a vhost
 of their own on the broker at AMQP_URI; the broker demos start a private RabbitMQ node
-(`testkit.private_broker`) and never touch the shared one. The same experiments on compose's
-containers are tests/containers/test_experiments.py (docker kill/stop, a broker container restart,
-`docker network disconnect`).
+(`testkit.private_broker`) and never touch the shared one.
+
+    stack demo --backend docker [SCENARIO]   the same experiments on docker-compose.yml's containers
+                                             (docker kill/stop, a broker container restart, `docker
+                                             network disconnect`): stack.demo_containers
 """
 
 import contextlib
+import math
 import os
 import signal
 import sys
@@ -34,19 +37,49 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 def register(subcommands):
     parser = subcommands.add_parser("demo", help="run one of the article's experiments and print the figures")
     parser.add_argument(
-        "scenario", choices=["concurrency", "scaling", "fault-tolerance", "broker-restart", "broker-outage"]
+        "scenario",
+        nargs="?",
+        choices=[*SCENARIOS, "network-cut"],
+        help="local: one is required; docker: every container experiment when none is given",
     )
-    parser.add_argument("--work-seconds", type=float, default=1.0, help="receiver's work per call (S)")
+    parser.add_argument(
+        "--backend",
+        choices=["local", "docker"],
+        default="local",
+        help="local processes (default), or docker-compose.yml's containers (testkit.containers)",
+    )
+    parser.add_argument(
+        "--work-seconds",
+        type=float,
+        default=1.0,
+        help="receiver's work per call (S); docker: 1 s, as in the tests",
+    )
     parser.add_argument("--max-instances", type=int, default=3, help="scaling: up to this many receivers")
     parser.add_argument("--calls", type=int, default=None, help="calls per run (each scenario has a default)")
     parser.add_argument(
         "--outage-seconds", type=float, default=30.0, help="broker-outage: how long it is down"
     )
     parser.add_argument("--plot", type=Path, default=Path("scaling.png"), help="scaling: where the PNG goes")
+    parser.add_argument(
+        "--markdown",
+        type=Path,
+        help="docker: also write the tables into this Markdown file (docs/experiments.md includes it)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args) -> int:
+    if args.backend == "docker":
+        from stack import demo_containers
+
+        with contextlib.suppress(KeyboardInterrupt):
+            return demo_containers.run(args) or 0
+        return 130
+    if args.scenario not in SCENARIOS:
+        raise SystemExit(
+            f"stack demo: the local backend runs one of {', '.join(SCENARIOS)} "
+            "(network-cut is `--backend docker`)"
+        )
     scenario = SCENARIOS[args.scenario]
     with contextlib.suppress(KeyboardInterrupt):
         return scenario(args) or 0
@@ -186,7 +219,9 @@ def scaling(args):
     plot(results, calls, work, args.plot)
 
 
-def plot(results, calls, work, path: Path):
+def plot(results, calls, work, path: Path, max_workers: int = 10, instances_are="receiver instances"):
+    """Time and throughput against instances, with the ideal lines; `results` = [(instances,
+    seconds, calls/s)]. Ideal: `calls` spread over `max_workers` per instance, `work` s each."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -195,15 +230,17 @@ def plot(results, calls, work, path: Path):
     instances = [n for n, _, _ in results]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(instances, [s for _, s, _ in results], "o-", label="measured")
-    left.plot(instances, [calls * work / (10 * n) for n in instances], "--", label="ideal")
-    left.set(xlabel="receiver instances", ylabel="seconds for all calls", title="time")
+    left.plot(
+        instances, [math.ceil(calls / (max_workers * n)) * work for n in instances], "--", label="ideal"
+    )
+    left.set(xlabel=instances_are, ylabel="seconds for all calls", title="time")
     right.plot(instances, [t for _, _, t in results], "o-", label="measured")
     right.plot(instances, [results[0][2] * n for n in instances], "--", label="linear")
-    right.set(xlabel="receiver instances", ylabel="calls/s", title="throughput")
+    right.set(xlabel=instances_are, ylabel="calls/s", title="throughput")
     for axis in (left, right):
         axis.set_xticks(instances)
         axis.legend()
-    figure.suptitle(f"{calls} concurrent calls, {work} s of work each, max_workers=10")
+    figure.suptitle(f"{calls} concurrent calls, {work} s of work each, max_workers={max_workers}")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     console.print(f"plot written: {path}")
