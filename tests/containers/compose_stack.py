@@ -1,5 +1,5 @@
 """What the container tests add to `testkit.containers` (the compose stack and the experiments, shared
-with `stack demo --backend docker`): a skip without an engine, and the image build shown as it runs.
+with `experiments --backend docker`): a skip without an engine, and the image build shown as it runs.
 """
 
 import os

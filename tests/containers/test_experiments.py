@@ -1,6 +1,6 @@
 """The article's experiments on containers: three receiver containers of docker-compose.yml.
 
-The experiments are `testkit.containers`' (which `stack demo --backend docker` runs too, for their
+The experiments are `testkit.containers`' (which `experiments --backend docker` runs too, for their
 timings); here each one's counts are asserted: every call answered, every event handled once.
 """
 

@@ -19,11 +19,6 @@ LINK = re.compile(r"\]\((?!https?://|mailto:)(?P<target>[^)\s]+)\)")
 # Blocks written before this rule whose output no test replays yet: each is to be replayed or
 # generated (issue 11), and the list may only shrink. Named by their page and first line's start.
 NOT_YET_REPLAYED = {
-    ("docs/experiments.md", "$ .venv/bin/stack demo concurrency --work-seconds 1"),
-    ("docs/experiments.md", "$ .venv/bin/stack demo scaling --plot docs/scaling.png"),
-    ("docs/experiments.md", "$ .venv/bin/stack demo fault-tolerance"),
-    ("docs/experiments.md", "$ .venv/bin/stack demo broker-restart"),
-    ("docs/experiments.md", "$ .venv/bin/stack demo broker-outage"),
     ("docs/running.md", "$ .venv/bin/stack up --scale receiver=3      # what `make ru"),
     ("docs/running.md", "$ .venv/bin/stack ps"),
     ("docs/running.md", "$ .venv/bin/stack cron                     # the compose cro"),

@@ -44,8 +44,15 @@ def test_make_run_prints_that_line_and_exits_2():
     # newcomer without RabbitMQ meets, with its default AMQP_URI. `-o`: the venv is taken as built.
     make_run = "ip link set lo up && exec make --no-print-directory -o .venv/.installed run"
 
+    # as a user's shell starts it, not as a sub-make of `make test` (which would print `make[1]:`)
+    shell_env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
     result = subprocess.run(
-        ["unshare", "--net", "sh", "-c", make_run], cwd=ROOT, capture_output=True, text=True, timeout=120
+        ["unshare", "--net", "sh", "-c", make_run],
+        cwd=ROOT,
+        env=shell_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
     assert result.returncode == 2

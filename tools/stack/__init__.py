@@ -1,8 +1,3 @@
-"""The project's command line (`stack`) and its library: run docker-compose.yml's services locally."""
+"""The project's command line (`stack`): run docker-compose.yml's services as local processes."""
 
-import warnings
-
-# nameko imports eventlet, which warns on import; the runner never runs eventlet code itself. Its
-# command line (which the runner uses to find a service's queues) imports pkg_resources, which warns too.
-warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+import testkit  # noqa: F401 -- first: it quiets nameko 2.14's import-time deprecation warnings

@@ -15,7 +15,6 @@ from testkit.compose import ComposeError
 COMMAND_MODULES = [
     "stack.up",
     "stack.jobs",
-    "stack.demo",
 ]
 
 

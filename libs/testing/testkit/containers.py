@@ -1,7 +1,7 @@
 """docker-compose.yml run for real by `docker compose`, and the article's experiments on its containers.
 
 One implementation for two callers: tests/containers/test_experiments.py asserts the counts each
-experiment returns; `stack demo --backend docker` prints them with their timings and plots the
+experiment returns; `experiments --backend docker` prints them with their timings and plots the
 scaling run. Every experiment runs against `docker compose up -d --scale receiver=3` under a project
 name of the caller's own, started with `experiment_env()` (each call works RECEIVER_WORK_SECONDS, at
 most MAX_WORKERS at once per receiver, so calls are still in flight when a receiver is killed,

@@ -1,18 +1,18 @@
-"""`stack demo <scenario>`: the article's claims measured on real processes, its figures beside ours.
+"""The article's claims measured on real processes, its figures beside ours (`experiments <scenario>`).
 
-    stack demo concurrency        N concurrent calls, work S each: 10 -> ~S, 20 -> ~2S, 2 instances -> ~S
-    stack demo scaling            the same load on 1, 2, 3 ... receivers: throughput, efficiency, a PNG plot
-    stack demo fault-tolerance    3 receivers, 50 calls, two killed mid-flight (kill -9 and SIGTERM)
-    stack demo broker-restart     events sent while their handler is down survive a RabbitMQ restart
-    stack demo broker-outage      a 30 s outage while workers are mid-call costs time, not processes
+    experiments concurrency        N concurrent calls, work S each: 10 -> ~S, 20 -> ~2S, 2 instances -> ~S
+    experiments scaling            the same load on 1, 2, 3 ... receivers: throughput, efficiency, a PNG plot
+    experiments fault-tolerance    3 receivers, 50 calls, two killed mid-flight (kill -9 and SIGTERM)
+    experiments broker-restart     events sent while their handler is down survive a RabbitMQ restart
+    experiments broker-outage      a 30 s outage while workers are mid-call costs time, not processes
 
 Services run from docker-compose.yml through the local runner (`testkit.localstack.LocalStack`) in a vhost
 of their own on the broker at AMQP_URI; the broker demos start a private RabbitMQ node
 (`testkit.private_broker`) and never touch the shared one.
 
-    stack demo --backend docker [SCENARIO]   the same experiments on docker-compose.yml's containers
-                                             (docker kill/stop, a broker container restart, `docker
-                                             network disconnect`): stack.demo_containers
+    experiments --backend docker [SCENARIO]   the same experiments on docker-compose.yml's containers
+                                              (docker kill/stop, a broker container restart, `docker
+                                              network disconnect`): experiments.containers
 """
 
 import contextlib
@@ -32,58 +32,6 @@ from common.topology import rpc_queue
 from testkit.rabbit import HEAVY_PAYLOAD_QUEUE, RabbitAdmin
 
 console = Console(width=None if sys.stdout.isatty() else 140)
-
-
-def register(subcommands):
-    parser = subcommands.add_parser("demo", help="run one of the article's experiments and print the figures")
-    parser.add_argument(
-        "scenario",
-        nargs="?",
-        choices=[*SCENARIOS, "network-cut"],
-        help="local: one is required; docker: every container experiment when none is given",
-    )
-    parser.add_argument(
-        "--backend",
-        choices=["local", "docker"],
-        default="local",
-        help="local processes (default), or docker-compose.yml's containers (testkit.containers)",
-    )
-    parser.add_argument(
-        "--work-seconds",
-        type=float,
-        default=1.0,
-        help="receiver's work per call (S); docker: 1 s, as in the tests",
-    )
-    parser.add_argument("--max-instances", type=int, default=3, help="scaling: up to this many receivers")
-    parser.add_argument("--calls", type=int, default=None, help="calls per run (each scenario has a default)")
-    parser.add_argument(
-        "--outage-seconds", type=float, default=30.0, help="broker-outage: how long it is down"
-    )
-    parser.add_argument("--plot", type=Path, default=Path("scaling.png"), help="scaling: where the PNG goes")
-    parser.add_argument(
-        "--markdown",
-        type=Path,
-        help="docker: also write the tables into this Markdown file (docs/experiments.md includes it)",
-    )
-    parser.set_defaults(run=run)
-
-
-def run(args) -> int:
-    if args.backend == "docker":
-        from stack import demo_containers
-
-        with contextlib.suppress(KeyboardInterrupt):
-            return demo_containers.run(args) or 0
-        return 130
-    if args.scenario not in SCENARIOS:
-        raise SystemExit(
-            f"stack demo: the local backend runs one of {', '.join(SCENARIOS)} "
-            "(network-cut is `--backend docker`)"
-        )
-    scenario = SCENARIOS[args.scenario]
-    with contextlib.suppress(KeyboardInterrupt):
-        return scenario(args) or 0
-    return 130
 
 
 # -- plumbing ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`stack demo --backend docker`: the article's experiments on docker-compose.yml's containers.
+"""`experiments --backend docker`: the article's experiments on docker-compose.yml's containers.
 
 `make images` (cached), then `docker compose up -d --scale receiver=3` under a project name of its
 own (`testkit.containers.experiment_stack`: RECEIVER_WORK_SECONDS=1, MAX_WORKERS=3, free host ports),
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from stack.demo import console, plot, table
+from experiments.local import console, plot, table
 from testkit import containers
 from testkit.processes import ROOT
 
@@ -35,7 +35,7 @@ def run(args) -> int:
 
     eventlet.monkey_patch()  # the experiments read replies in a greenthread while calls are sent
     if args.scenario == "broker-outage":
-        raise SystemExit("stack demo: broker-outage runs on the local backend only")
+        raise SystemExit("experiments: broker-outage runs on the local backend only")
     steps = STEPS.get(args.scenario) or [step for steps in STEPS.values() for step in steps]
     work, workers = float(containers.RECEIVER_WORK_SECONDS), int(containers.MAX_WORKERS)
     calls = args.calls or 36
@@ -221,7 +221,7 @@ def write_markdown(path: Path, tables, plot_path: Path, load: float) -> None:
     lines = [
         "# The article's experiments on containers",
         "",
-        f"`stack demo --backend docker` on this 2-core machine ({time.strftime('%Y-%m-%d')}, load "
+        f"`experiments --backend docker` on this 2-core machine ({time.strftime('%Y-%m-%d')}, load "
         f"average {load:.1f} from other work meanwhile; timings vary with it, the counts do not).",
         "",
     ]
