@@ -59,8 +59,8 @@ def nameko_run(command: str, env: dict) -> subprocess.CompletedProcess:
         (
             "time_consuming",
             {"S3_READ_TIMEOUT": "long", "WEBHOOK_RETRIES": "abc"},
-            "S3_READ_TIMEOUT: Input should be a valid number, got 'long'; "
-            "WEBHOOK_RETRIES: Input should be a valid integer, got 'abc'",
+            "WEBHOOK_RETRIES: Input should be a valid integer, got 'abc'; "
+            "S3_READ_TIMEOUT: Input should be a valid number, got 'long'",
         ),
     ],
 )
