@@ -21,8 +21,8 @@ lint: install
 test: install lint test-services
 	$(BIN)/pytest
 
-# The edit loop: the domain functions on SQLite, worker_factory units and the docs checks; no broker,
-# no database server, nothing started (the `unit` marker).
+# The edit loop: the domain functions on SQLite, worker_factory units, the docs checks and the
+# settings' agreement; no broker, no database server, nothing started (the `unit` marker).
 test-fast: install
 	$(BIN)/pytest -m unit libs services tests/deploy/test_docs.py tests/deploy/test_settings.py
 
