@@ -118,3 +118,22 @@ def test_compose_falls_back_to_the_config_yaml_defaults():
 
     assert {"LOG_LEVEL", "MAX_WORKERS", "RECEIVER_WORK_SECONDS", "S3_BUCKET"} <= set(settings)
     assert settings == {name: read[name] for name in settings}
+
+
+# In the Kubernetes ConfigMap but no service setting: the cron job's, Python's.
+NOT_SERVICE_SETTINGS = {"STUCK_AFTER_MINUTES", "PYTHONWARNINGS"}
+
+
+@pytest.mark.parametrize("overlay", ["base", "overlays/production"])
+def test_the_kubernetes_config_map_sets_settings_the_services_read_with_valid_values(overlay, monkeypatch):
+    literals = {}
+    for path in ("base", overlay):
+        text = (ROOT / "deploy" / "k8s" / path / "kustomization.yaml").read_text()
+        literals |= dict(re.findall(r"^\s+- ([A-Z0-9_]+)=(\S*)", text, re.M))
+    read = {name for service in SERVICES for name in raw_defaults(service)}
+    assert sorted(set(literals) - read - NOT_SERVICE_SETTINGS) == []
+
+    for name, value in literals.items():
+        monkeypatch.setenv(name, value)
+    for service in SERVICES:
+        validate(load_config(ROOT / "services" / service / "config.yaml"), model_of(service))
