@@ -139,10 +139,11 @@ def main(argv=None):
     parser.add_argument("--message-id", help="replay only the dead letters of this message")
     args = parser.parse_args(argv)
     config = load_config(args.config)
+    queue = validate(config, DeadLetterSettings).DEAD_LETTER_QUEUE
     try:
         if args.action == "list":
             letters = list_dead_letters(config)
-            print(f"{len(letters)} dead letter(s) in {dead_letter_queue(config).name}")
+            print(f"{len(letters)} dead letter(s) in {queue}")
         else:
             letters = replay_dead_letters(config, args.message_id)
             print(f"replayed {len(letters)} dead letter(s)")
