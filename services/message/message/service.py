@@ -79,7 +79,7 @@ class MessageService:
         what is left unsent is counted for the metrics, here rather than on each request."""
         self.relay_outbox()
         try:
-            backlog.measure(self.db)
+            backlog.measure(self.db.session)
         except Exception as error:  # the database is down: the age keeps growing from the last count
             logger.warning("outbox backlog not counted (%r)", error)
 
