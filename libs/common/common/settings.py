@@ -142,7 +142,8 @@ class RetrySettings(DeadLetterSettings, PublishSettings):
 
 
 def describe(error: dict) -> str:
-    """pydantic's message for one error, short, with the value it got (never a secret: see above)."""
+    """pydantic's message for one error, short, with the value it got. (No secret is echoed: the
+    fields that hold one, DATABASE_URL and the S3 keys, refuse nothing but an empty string.)"""
     message = error["msg"].removeprefix("Value error, ").split(", unable to")[0]
     if error["type"] == "missing":
         return message
