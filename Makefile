@@ -21,10 +21,10 @@ lint: install
 test: install lint test-services
 	$(BIN)/pytest
 
-# The edit loop: the domain functions on SQLite, worker_factory units and the docs checks; no broker,
-# no database server, nothing started (the `unit` marker).
+# The edit loop: the domain functions on SQLite, worker_factory units, the docs checks and the
+# settings' agreement; no broker, no database server, nothing started (the `unit` marker).
 test-fast: install
-	$(BIN)/pytest -m unit libs services tests/deploy/test_docs.py
+	$(BIN)/pytest -m unit libs services tests/deploy/test_docs.py tests/deploy/test_settings.py
 
 # RabbitMQ (with its management API) and PostgreSQL for the tests: started, installed from Debian's
 # packages or run as containers, whichever this machine allows (see the script).

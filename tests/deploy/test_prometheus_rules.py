@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import yaml
 
-from common.dead_letters import DEFAULT_QUEUE
+from common.settings import DeadLetterSettings
 from testkit import compose
 from testkit.processes import ROOT
 
@@ -95,4 +95,4 @@ def test_the_dead_letter_alert_watches_the_default_dead_letter_queue():
         for rule in group["rules"]
         if rule["alert"] == "DeadLetterParked"
     ]
-    assert f'queue="{DEFAULT_QUEUE}"' in rule["expr"]
+    assert f'queue="{DeadLetterSettings().DEAD_LETTER_QUEUE}"' in rule["expr"]

@@ -300,7 +300,8 @@ def service_shapes(modules: list[str]) -> list[ServiceShape]:
                 if isinstance(entrypoint, RpcEntrypoint):
                     rpc_methods.append(entrypoint.method_name)
                 elif isinstance(entrypoint, EventHandler):
-                    entrypoint.setup()  # builds the kombu Queue nameko would declare; nothing is sent
+                    # nameko's own setup builds the kombu Queue it would declare (no settings read)
+                    EventHandler.setup(entrypoint)
                     handlers.append(
                         (
                             entrypoint.method_name,

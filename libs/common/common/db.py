@@ -19,7 +19,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-DEFAULT_URL = "sqlite:///service.sqlite3"
+from common.settings import DatabaseSettings, settings_of
+
 SQLITE_LOCK_WAIT = 30  # seconds a transaction waits for another one's write lock before failing
 # SQLite's locking needs one host's file locks and shared memory (WAL): these share files between hosts.
 NETWORK_FILESYSTEMS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "fuse.sshfs", "glusterfs", "ceph", "afs"}
@@ -163,11 +164,11 @@ class Database(DependencyProvider):
         self.migrations = migrations
 
     def setup(self):
-        config = self.container.config
-        url = config.get("DATABASE_URL") or DEFAULT_URL
+        settings = settings_of(self.container, DatabaseSettings)
+        url = settings.DATABASE_URL
         if url.startswith("sqlite"):
             refuse_network_filesystem(url)
-        if str(config.get("DATABASE_AUTO_MIGRATE", True)).lower() not in ("false", "0", "no", "off"):
+        if settings.DATABASE_AUTO_MIGRATE:
             from common.migrations import upgrade
 
             upgrade(self.migrations, url)

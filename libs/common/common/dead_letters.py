@@ -23,16 +23,11 @@ from nameko.standalone.events import get_event_exchange
 
 from common.messaging import Publisher, publish_options
 from common.queues import durable_queue_arguments
+from common.settings import DeadLetterSettings, RetrySettings, validate
 
-DEFAULT_QUEUE = "dead-letters"
 
-
-def dead_letter_queue(config: dict) -> Queue:
-    return Queue(
-        config.get("DEAD_LETTER_QUEUE") or DEFAULT_QUEUE,
-        durable=True,
-        queue_arguments=durable_queue_arguments(config),
-    )
+def dead_letter_queue(settings: DeadLetterSettings) -> Queue:
+    return Queue(settings.DEAD_LETTER_QUEUE, durable=True, queue_arguments=durable_queue_arguments(settings))
 
 
 def events_exchange(service_name: str, config: dict) -> Exchange:
@@ -52,9 +47,9 @@ def connect(config: dict) -> Connection:
 class DeadLetterQueue:
     """Parks events through nameko's producer pool: one long-lived connection, publisher confirms."""
 
-    def __init__(self, config: dict, service_name: str):
+    def __init__(self, config: dict, settings: RetrySettings, service_name: str):
         self.config = config
-        self.queue = dead_letter_queue(config)
+        self.queue = dead_letter_queue(settings)
         self.service_name = service_name
         # mandatory + confirms: returns only once the broker holds the message in a queue
         self.publisher = Publisher(
@@ -64,7 +59,7 @@ class DeadLetterQueue:
             use_confirms=True,
             mandatory=True,
             serializer="json",
-            **publish_options(config),
+            **publish_options(settings),
         )
 
     def park(self, body, reason: str, source_service: str, event_type: str, queue: str | None = None):
@@ -106,15 +101,17 @@ def describe(message) -> dict:
 
 def list_dead_letters(config: dict) -> list[dict]:
     with connect(config) as connection:
-        return [describe(message) for message in read_all(connection, dead_letter_queue(config))]
+        queue = dead_letter_queue(validate(config, DeadLetterSettings))
+        return [describe(message) for message in read_all(connection, queue)]
 
 
 def replay_dead_letters(config: dict, message_id: str | None = None) -> list[dict]:
     """Publishes each parked event (or those for `message_id`) to where it came from, then acks it."""
     replayed = []
+    queue = dead_letter_queue(validate(config, DeadLetterSettings))
     with connect(config) as connection:
         producer = connection.Producer(serializer="json")
-        for message in read_all(connection, dead_letter_queue(config)):
+        for message in read_all(connection, queue):
             body = message.decode()
             if message_id is not None and not (
                 isinstance(body, dict) and body.get("message_id") == message_id
@@ -142,10 +139,11 @@ def main(argv=None):
     parser.add_argument("--message-id", help="replay only the dead letters of this message")
     args = parser.parse_args(argv)
     config = load_config(args.config)
+    queue = validate(config, DeadLetterSettings).DEAD_LETTER_QUEUE
     try:
         if args.action == "list":
             letters = list_dead_letters(config)
-            print(f"{len(letters)} dead letter(s) in {dead_letter_queue(config).name}")
+            print(f"{len(letters)} dead letter(s) in {queue}")
         else:
             letters = replay_dead_letters(config, args.message_id)
             print(f"replayed {len(letters)} dead letter(s)")

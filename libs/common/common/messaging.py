@@ -35,8 +35,7 @@ from nameko.extensions import DependencyProvider
 
 from common.metrics import PUBLISH_RETRIES
 from common.queues import with_queue_type
-
-RETRY_POLICY_CONFIG_KEY = "PUBLISH_RETRY_POLICY"
+from common.settings import CommonSettings, PublishSettings, settings_of
 
 log = getLogger(__name__)
 
@@ -46,9 +45,9 @@ def log_retry(exc, interval):
     log.warning("broker unreachable (%r): publishing again in %ss", exc, interval)
 
 
-def publish_options(config: dict) -> dict:
-    """Options for `Publisher` below that retry for as long as the config says."""
-    policy = {**DEFAULT_RETRY_POLICY, **(config.get(RETRY_POLICY_CONFIG_KEY) or {}), "errback": log_retry}
+def publish_options(settings: PublishSettings) -> dict:
+    """Options for `Publisher` below that retry for as long as the settings say."""
+    policy = {**DEFAULT_RETRY_POLICY, **settings.PUBLISH_RETRY_POLICY.model_dump(), "errback": log_retry}
     return {
         "retry_policy": policy,
         # connect_retries_timeout: kombu otherwise stops reconnecting after `connect_timeout` seconds
@@ -85,7 +84,8 @@ class Responder(nameko.rpc.Responder):
 class RpcConsumer(nameko.rpc.RpcConsumer):
     def setup(self):
         super().setup()
-        with_queue_type(self.queue, self.container.config)  # quorum where QUEUE_TYPE says (common.queues)
+        self.settings = settings_of(self.container, CommonSettings)
+        with_queue_type(self.queue, self.settings)  # quorum where QUEUE_TYPE says (common.queues)
 
     def handle_result(self, message, result, exc_info):
         # nameko.rpc.RpcConsumer.handle_result, with the publish options given to the Responder
@@ -97,7 +97,7 @@ class RpcConsumer(nameko.rpc.RpcConsumer):
             message,
             ssl=config.get(AMQP_SSL_CONFIG_KEY),
             login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
-            publish_options=publish_options(config),
+            publish_options=publish_options(self.settings),
         )
         result, exc_info = responder.send_response(result, exc_info)
         # The ack goes to the connection the request came on; after an outage that one is gone,
@@ -161,7 +161,7 @@ class ServiceProxy(nameko.rpc.ServiceProxy):
 
 class RpcProxy(nameko.rpc.RpcProxy):
     def get_dependency(self, worker_ctx):
-        options = {**publish_options(self.container.config), **self.options}
+        options = {**publish_options(settings_of(self.container, PublishSettings)), **self.options}
         return ServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener, **options)
 
 
@@ -169,7 +169,7 @@ class EventDispatcher(nameko.events.EventDispatcher):
     publisher_cls = Publisher
 
     def setup(self):
-        self.options = {**publish_options(self.container.config), **self.options}
+        self.options = {**publish_options(settings_of(self.container, PublishSettings)), **self.options}
         super().setup()
 
     def get_dependency(self, worker_ctx):

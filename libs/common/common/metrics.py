@@ -6,7 +6,7 @@ hooks, so entrypoints need no code of their own.
 
 The port comes from the ``METRICS_PORT`` config key: a fixed port for containers (each has its
 own network namespace); ``0`` (the default) lets the OS pick a free one, so several instances
-on one machine never collide: each logs the port it got. Without the key, no endpoint.
+on one machine never collide: each logs the port it got. Empty (null): no endpoint.
 """
 
 import logging
@@ -16,9 +16,7 @@ from nameko.extensions import DependencyProvider
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
 
 from common.logs import entrypoint_kind, outcome_of
-
-METRICS_PORT_KEY = "METRICS_PORT"
-METRICS_ADDRESS_KEY = "METRICS_ADDRESS"
+from common.settings import CommonSettings, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +61,9 @@ class Metrics(DependencyProvider):
     def setup(self):
         self.started: dict = {}
         self.port = None
-        port = self.container.config.get(METRICS_PORT_KEY)
-        if port is not None and str(port) != "":
-            address = self.container.config.get(METRICS_ADDRESS_KEY) or "0.0.0.0"
-            self.port = serve_metrics(int(port), address)
+        settings = settings_of(self.container, CommonSettings)
+        if settings.METRICS_PORT is not None:
+            self.port = serve_metrics(settings.METRICS_PORT, settings.METRICS_ADDRESS)
 
     def worker_setup(self, worker_ctx):
         self.started[worker_ctx] = time.perf_counter()

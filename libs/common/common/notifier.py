@@ -10,7 +10,7 @@ import logging
 
 from nameko.extensions import DependencyProvider
 
-from common.storage import setting
+from common.settings import WebhookSettings, settings_of
 
 log = logging.getLogger(__name__)
 
@@ -89,20 +89,13 @@ class Notifier(DependencyProvider):
     """Injects an object with `notify(dict) -> status`; one `requests.Session` per container."""
 
     def setup(self):
-        config = self.container.config
-        url = setting(config, "WEBHOOK_URL")
-        if not url:
+        settings = settings_of(self.container, WebhookSettings)
+        if not settings.WEBHOOK_URL:
             self.client = LoggingNotifier()
             return
-        self.session = make_session(
-            retries=int(setting(config, "WEBHOOK_RETRIES", default=3)),
-            backoff=float(setting(config, "WEBHOOK_BACKOFF", default=0.5)),
-        )
-        timeout = (
-            float(setting(config, "WEBHOOK_CONNECT_TIMEOUT", default=5)),
-            float(setting(config, "WEBHOOK_READ_TIMEOUT", default=10)),
-        )
-        self.client = WebhookClient(self.session, url, timeout)
+        self.session = make_session(retries=settings.WEBHOOK_RETRIES, backoff=settings.WEBHOOK_BACKOFF)
+        timeout = (settings.WEBHOOK_CONNECT_TIMEOUT, settings.WEBHOOK_READ_TIMEOUT)
+        self.client = WebhookClient(self.session, settings.WEBHOOK_URL, timeout)
 
     def stop(self):
         if hasattr(self, "session"):

@@ -10,21 +10,15 @@ so the declarations stay what nameko's are. Not for RPC reply queues (one per pr
 those stay classic.
 """
 
-QUEUE_TYPE_CONFIG_KEY = "QUEUE_TYPE"
-QUEUE_TYPES = ("classic", "quorum")
+from common.settings import QueueSettings
 
 
-def durable_queue_arguments(config: dict) -> dict:
-    """The declaration arguments of a service's durable queues for the config's `QUEUE_TYPE`."""
-    queue_type = str(config.get(QUEUE_TYPE_CONFIG_KEY) or "classic").lower()
-    if queue_type not in QUEUE_TYPES:
-        raise ValueError(
-            f"{QUEUE_TYPE_CONFIG_KEY} must be one of {', '.join(QUEUE_TYPES)}, not {queue_type!r}"
-        )
-    return {} if queue_type == "classic" else {"x-queue-type": queue_type}
+def durable_queue_arguments(settings: QueueSettings) -> dict:
+    """The declaration arguments of a service's durable queues for its `QUEUE_TYPE`."""
+    return {} if settings.QUEUE_TYPE == "classic" else {"x-queue-type": settings.QUEUE_TYPE}
 
 
-def with_queue_type(queue, config: dict):
-    """`queue` (a kombu Queue nameko built) declared with the config's queue type."""
-    queue.queue_arguments = {**(queue.queue_arguments or {}), **durable_queue_arguments(config)}
+def with_queue_type(queue, settings: QueueSettings):
+    """`queue` (a kombu Queue nameko built) declared with the service's queue type."""
+    queue.queue_arguments = {**(queue.queue_arguments or {}), **durable_queue_arguments(settings)}
     return queue

@@ -38,42 +38,21 @@ from common.dead_letters import DeadLetterQueue
 from common.failpoints import failpoint
 from common.metrics import DEAD_LETTERS_PARKED, RETRIES_SCHEDULED
 from common.queues import durable_queue_arguments, with_queue_type
+from common.settings import QueueSettings, RetrySettings, settings_of
 
 log = logging.getLogger(__name__)
 
 ATTEMPT_HEADER = "x-attempt"
 DELIVERY_HEADER = "x-delivery-id"  # the same for a delivery and all its retries
-DEFAULT_DELAYS = (5, 30, 120, 600)
-DEFAULT_MAX_ATTEMPTS = 5
-
-
-def retry_delays(config: dict) -> tuple[float, ...]:
-    """`RETRY_DELAYS`: seconds before each retry, a list or "5,30,120,600"; the last one repeats."""
-    value = config.get("RETRY_DELAYS") or DEFAULT_DELAYS
-    if isinstance(value, int | float):
-        value = [value]
-    elif isinstance(value, str):
-        value = [part for part in value.split(",") if part.strip()]
-    delays = tuple(float(delay) for delay in value)
-    if not delays or min(delays) <= 0:
-        raise ValueError(f"RETRY_DELAYS must be positive seconds, not {value!r}")
-    return delays
-
-
-def max_attempts(config: dict) -> int:
-    attempts = int(config.get("RETRY_MAX_ATTEMPTS") or DEFAULT_MAX_ATTEMPTS)
-    if attempts < 1:
-        raise ValueError("RETRY_MAX_ATTEMPTS must be 1 or more")
-    return attempts
 
 
 def delay_name(delay: float) -> str:
     return f"{delay:g}".replace(".", "_")
 
 
-def retry_queue(handler_queue: str, delay: float, config: dict) -> Queue:
+def retry_queue(handler_queue: str, delay: float, settings: QueueSettings) -> Queue:
     """Holds a retry for `delay` seconds, then hands it back to `handler_queue`."""
-    arguments = durable_queue_arguments(config)
+    arguments = durable_queue_arguments(settings)
     if arguments.get("x-queue-type") == "quorum":
         # A quorum queue dead-letters at most once unless told otherwise: a retry lost between its
         # queue and the handler's would be an event gone. (reject-publish: what at-least-once needs.)
@@ -90,8 +69,9 @@ def retry_queue(handler_queue: str, delay: float, config: dict) -> Queue:
     )
 
 
-def retry_queues(handler_queue: str, config: dict) -> list[Queue]:
-    return [retry_queue(handler_queue, delay, config) for delay in sorted(set(retry_delays(config)))]
+def retry_queues(handler_queue: str, settings: RetrySettings) -> list[Queue]:
+    """One per distinct delay of `RETRY_DELAYS` (seconds before each retry; the last one repeats)."""
+    return [retry_queue(handler_queue, delay, settings) for delay in sorted(set(settings.RETRY_DELAYS))]
 
 
 def attempt_of(message) -> int:
@@ -145,13 +125,13 @@ class EventHandler(nameko.events.EventHandler):
         super().__init__(source_service, event_type, **kwargs)
 
     def setup(self):
+        self.settings = settings = settings_of(self.container, RetrySettings)
         super().setup()
-        config = self.container.config
-        with_queue_type(self.queue, config)  # quorum where QUEUE_TYPE says (common.queues)
-        self.delays = retry_delays(config)
-        self.max_attempts = max_attempts(config)
-        self.retry_queues = {queue.name: queue for queue in retry_queues(self.queue.name, config)}
-        self.dead_letters = DeadLetterQueue(config, self.container.service_name)
+        with_queue_type(self.queue, settings)  # quorum where QUEUE_TYPE says (common.queues)
+        self.delays = settings.RETRY_DELAYS
+        self.max_attempts = settings.RETRY_MAX_ATTEMPTS
+        self.retry_queues = {queue.name: queue for queue in retry_queues(self.queue.name, settings)}
+        self.dead_letters = DeadLetterQueue(self.container.config, settings, self.container.service_name)
         self.attempts: dict = {}
 
     def handle_message(self, body, message):
@@ -204,7 +184,7 @@ class EventHandler(nameko.events.EventHandler):
             failpoint("consumer.after_park")
             return
         delay = self.delays[min(attempt.number, len(self.delays)) - 1]
-        queue = retry_queue(self.queue.name, delay, self.container.config)
+        queue = retry_queue(self.queue.name, delay, self.settings)
         self.dead_letters.publisher.publish(
             body,
             exchange="",

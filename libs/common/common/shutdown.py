@@ -41,8 +41,8 @@ from nameko.extensions import DependencyProvider
 from nameko.messaging import QueueConsumer
 from nameko.timer import Timer
 
-SHUTDOWN_TIMEOUT_KEY = "SHUTDOWN_TIMEOUT"
-DEFAULT_SHUTDOWN_TIMEOUT = 20
+from common.settings import CommonSettings, settings_of
+
 ABANDON_GRACE = 5
 EXIT_ABANDONED = 75
 
@@ -55,12 +55,13 @@ _abandoned = 0  # workers abandoned in this process
 
 class GracefulShutdown(DependencyProvider):
     def setup(self):
+        timeout = settings_of(self.container, CommonSettings).SHUTDOWN_TIMEOUT
         for extension in self.container.subextensions:
             if isinstance(extension, QueueConsumer):
                 # An instance attribute shadows the method for this container's consumer only.
                 extension.on_iteration = DrainBeforeClosing(extension, self.container)
         _containers.append(self.container)
-        install_watchdog(float(self.container.config.get(SHUTDOWN_TIMEOUT_KEY) or DEFAULT_SHUTDOWN_TIMEOUT))
+        install_watchdog(timeout)
 
     def stop(self):
         self.discard()

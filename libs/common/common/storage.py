@@ -12,16 +12,9 @@ from pathlib import Path
 
 from nameko.extensions import DependencyProvider
 
+from common.settings import StorageSettings, settings_of
+
 log = logging.getLogger(__name__)
-
-
-def setting(config: dict, *names, default=None):
-    """The first of `names` set (non-empty) in the service's config."""
-    for name in names:
-        value = config.get(name)
-        if value not in (None, ""):
-            return value
-    return default
 
 
 class S3Store:
@@ -71,36 +64,35 @@ class LocalDirectoryStore:
         return str(self.root / key)
 
 
-def make_store(config: dict) -> S3Store | LocalDirectoryStore:
-    endpoint = setting(config, "S3_ENDPOINT_URL")
-    if not endpoint:
-        return LocalDirectoryStore(setting(config, "LOCAL_STORE_DIR", default="objects"))
+def make_store(settings: StorageSettings) -> S3Store | LocalDirectoryStore:
+    if not settings.S3_ENDPOINT_URL:
+        return LocalDirectoryStore(settings.LOCAL_STORE_DIR)
 
     import boto3
     from botocore.config import Config
 
     client = boto3.client(
         "s3",
-        endpoint_url=endpoint,
-        region_name=setting(config, "S3_REGION", "AWS_DEFAULT_REGION", default="us-east-1"),
+        endpoint_url=settings.S3_ENDPOINT_URL,
+        region_name=settings.S3_REGION,
         # None: boto3 falls back to its own chain (AWS_ACCESS_KEY_ID, ~/.aws, instance roles...)
-        aws_access_key_id=setting(config, "S3_ACCESS_KEY_ID", "AWS_ACCESS_KEY_ID"),
-        aws_secret_access_key=setting(config, "S3_SECRET_ACCESS_KEY", "AWS_SECRET_ACCESS_KEY"),
+        aws_access_key_id=settings.S3_ACCESS_KEY_ID or None,
+        aws_secret_access_key=settings.S3_SECRET_ACCESS_KEY or None,
         config=Config(
-            connect_timeout=float(setting(config, "S3_CONNECT_TIMEOUT", default=5)),
-            read_timeout=float(setting(config, "S3_READ_TIMEOUT", default=30)),
-            retries={"mode": "standard", "max_attempts": int(setting(config, "S3_MAX_ATTEMPTS", default=3))},
+            connect_timeout=settings.S3_CONNECT_TIMEOUT,
+            read_timeout=settings.S3_READ_TIMEOUT,
+            retries={"mode": "standard", "max_attempts": settings.S3_MAX_ATTEMPTS},
             s3={"addressing_style": "path"},  # MinIO and test servers have no per-bucket DNS names
         ),
     )
-    return S3Store(client, setting(config, "S3_BUCKET", default="payloads"))
+    return S3Store(client, settings.S3_BUCKET)
 
 
 class Storage(DependencyProvider):
     """Injects the service's object store; the client is created (and the bucket made) once, at setup."""
 
     def setup(self):
-        self.store = make_store(self.container.config)
+        self.store = make_store(settings_of(self.container, StorageSettings))
         self.store.ensure_bucket()
 
     def get_dependency(self, worker_ctx):

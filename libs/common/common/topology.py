@@ -23,6 +23,7 @@ from nameko.rpc import RPC_QUEUE_TEMPLATE, Rpc
 from common.broker import EXIT_NO_BROKER, no_broker_message, unreachable
 from common.config import load_config
 from common.dead_letters import connect, dead_letter_queue
+from common.settings import DeadLetterSettings, validate
 
 # Queue names, in one place: every tool, probe, test and benchmark asks these functions.
 
@@ -59,13 +60,14 @@ def service_queues(service_cls, config: dict | None = None) -> list[str]:
         if isinstance(entrypoint, Rpc):
             queues.add(rpc_queue(container.service_name))
         elif isinstance(entrypoint, EventHandler) and entrypoint.handler_type != BROADCAST:
-            entrypoint.setup()  # only computes the queue's name; nothing is declared
+            # nameko's own setup only computes the queue's name (no settings read, nothing declared)
+            EventHandler.setup(entrypoint)
             queues.add(entrypoint.queue.name)
     return sorted(queues)
 
 
 def declare(config: dict, services: list) -> list[str]:
-    queues = [dead_letter_queue(config)]
+    queues = [dead_letter_queue(validate(config, DeadLetterSettings))]
     for service_cls in services:
         queues.extend(handler_queues(service_cls, config))
     with connect(config) as connection:

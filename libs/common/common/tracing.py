@@ -36,12 +36,11 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from common.logs import outcome_of
+from common.settings import CommonSettings, settings_of
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-ENDPOINT_KEY = "OTEL_EXPORTER_OTLP_ENDPOINT"
-SAMPLER_ARG_KEY = "OTEL_TRACES_SAMPLER_ARG"
 INSTRUMENTATION_NAME = "common.tracing"
 
 log = logging.getLogger(__name__)
@@ -58,23 +57,10 @@ def trace_fields() -> set[str]:
     return set(propagate.get_global_textmap().fields)
 
 
-def sampling_ratio(value) -> float:
-    """The share of new traces to keep: 1.0 when unset; a clear error at start when not in 0..1."""
-    if value is None or value == "":
-        return 1.0
-    try:
-        ratio = float(value)
-    except (TypeError, ValueError):
-        ratio = -1.0
-    if not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"{SAMPLER_ARG_KEY} must be a number from 0 to 1, not {value!r}")
-    return ratio
-
-
-def configure(config: dict, service_name: str):
+def configure(settings: CommonSettings, service_name: str):
     """Sets up the process's TracerProvider, OTLP exporter and instrumentations once; None when off."""
     global _provider
-    endpoint = str(config.get(ENDPOINT_KEY) or "").strip()
+    endpoint = (settings.OTEL_EXPORTER_OTLP_ENDPOINT or "").strip()
     if not endpoint:
         return None
     if _provider is not None:
@@ -88,10 +74,9 @@ def configure(config: dict, service_name: str):
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
-    ratio = sampling_ratio(config.get(SAMPLER_ARG_KEY))
     provider = TracerProvider(
         resource=Resource.create({"service.name": service_name}),
-        sampler=ParentBased(TraceIdRatioBased(ratio)),
+        sampler=ParentBased(TraceIdRatioBased(settings.OTEL_TRACES_SAMPLER_ARG)),
     )
     # The endpoint is a base URL, as the OTEL_EXPORTER_OTLP_ENDPOINT variable means it.
     provider.add_span_processor(
@@ -101,7 +86,12 @@ def configure(config: dict, service_name: str):
     RequestsInstrumentor().instrument(tracer_provider=provider)
     BotocoreInstrumentor().instrument(tracer_provider=provider)
     _provider = provider
-    log.info("tracing: spans to %s, sampling %s", endpoint, ratio, extra={"otlp_endpoint": endpoint})
+    log.info(
+        "tracing: spans to %s, sampling %s",
+        endpoint,
+        settings.OTEL_TRACES_SAMPLER_ARG,
+        extra={"otlp_endpoint": endpoint},
+    )
     return provider
 
 
@@ -220,7 +210,7 @@ class Tracing(DependencyProvider):
     """A span per worker, continuing the trace the work came with. Injects a `Tracer` for extra spans."""
 
     def setup(self):
-        self.provider = configure(self.container.config, self.container.service_name)
+        self.provider = configure(settings_of(self.container, CommonSettings), self.container.service_name)
         self.workers: dict = {}
 
     def start(self):

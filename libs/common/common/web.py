@@ -14,10 +14,9 @@ from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
 from common.errors import Conflict, InvalidInput, NotFound
+from common.settings import WebSettings, settings_of
 
 STATUS_BY_ERROR = {InvalidInput: 400, BadRequest: 400, NotFound: 404, Conflict: 409}
-MAX_BODY_CONFIG_KEY = "HTTP_MAX_BODY_BYTES"
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 
 def json_response(body, status: int = 200) -> Response:
@@ -73,9 +72,7 @@ class JsonWsgiApp(WsgiApp):
 
 class JsonWebServer(WebServer):
     def get_wsgi_app(self):
-        return JsonWsgiApp(
-            self, int(self.container.config.get(MAX_BODY_CONFIG_KEY) or DEFAULT_MAX_BODY_BYTES)
-        )
+        return JsonWsgiApp(self, settings_of(self.container, WebSettings).HTTP_MAX_BODY_BYTES)
 
 
 class JsonHttpHandler(HttpRequestHandler):

@@ -8,6 +8,7 @@ import yaml
 from kombu import Connection, Queue
 
 from common.dead_letters import DeadLetterQueue, events_exchange
+from common.settings import RetrySettings, validate
 from testkit.processes import BIN, ROOT, wait_for
 
 
@@ -25,7 +26,7 @@ def test_list_shows_reasons_and_replay_republishes_one_message(amqp_uri, tmp_pat
     config = {"AMQP_URI": amqp_uri, "DEAD_LETTER_QUEUE": f"dead-letters-{uuid.uuid4().hex[:8]}"}
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    dead_letters = DeadLetterQueue(config, "time_consuming_service")
+    dead_letters = DeadLetterQueue(config, validate(config, RetrySettings), "time_consuming_service")
     dead_letters.park(
         {"message_id": "m-a", "payload": 1}, "HTTP 404", "message_service", "heavy_payload_event"
     )
@@ -71,7 +72,8 @@ def test_an_unreachable_broker_exits_2(tmp_path):
 
 def test_parking_reuses_one_pooled_connection(own_vhost, rabbit_admin):
     vhost, amqp_uri = own_vhost
-    dead_letters = DeadLetterQueue({"AMQP_URI": amqp_uri}, "time_consuming_service")
+    config = {"AMQP_URI": amqp_uri}
+    dead_letters = DeadLetterQueue(config, validate(config, RetrySettings), "time_consuming_service")
 
     for number in range(5):
         dead_letters.park({"message_id": f"m-{number}"}, "HTTP 404", "message_service", "heavy_payload_event")

@@ -1,27 +1,14 @@
-"""common.retries: settings, and the order of publish and ack (the broker parts: the services' tests)."""
+"""common.retries: the order of publish and ack (the broker parts: the services' tests)."""
 
 from unittest.mock import Mock
 
 import pytest
 from prometheus_client import REGISTRY
 
-from common.retries import ATTEMPT_HEADER, DELIVERY_HEADER, Attempt, EventHandler, retry_delays
+from common.retries import ATTEMPT_HEADER, DELIVERY_HEADER, Attempt, EventHandler
+from common.settings import RetrySettings
 
 pytestmark = pytest.mark.unit
-
-
-@pytest.mark.parametrize(
-    ("value", "delays"),
-    [(None, (5, 30, 120, 600)), ("1,2.5", (1, 2.5)), (7, (7,)), ([3, 4], (3, 4))],
-)
-def test_retry_delays_are_read_from_a_list_a_comma_string_or_one_number(value, delays):
-    assert retry_delays({"RETRY_DELAYS": value}) == delays
-
-
-@pytest.mark.parametrize("value", ["0", "-1,5", "soon"])
-def test_retry_delays_must_be_positive_seconds(value):
-    with pytest.raises(ValueError):
-        retry_delays({"RETRY_DELAYS": value})
 
 
 class Permanent(Exception):
@@ -34,6 +21,7 @@ def handler():
     broker = Mock()
     entrypoint = EventHandler("message_service", "heavy_payload_event")
     entrypoint.container = Mock(config={}, service_name="time_consuming_service")
+    entrypoint.settings = RetrySettings()
     entrypoint.queue = Mock()
     entrypoint.queue.name = "evt-q"
     entrypoint.delays = (5, 30)

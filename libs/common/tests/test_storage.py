@@ -2,12 +2,13 @@
 
 import pytest
 
+from common.settings import StorageSettings
 from common.storage import LocalDirectoryStore, S3Store, make_store
 
 
 def test_the_bucket_is_created_when_missing_and_the_object_holds_the_bytes(s3):
     client, settings = s3
-    store = make_store(settings)
+    store = make_store(StorageSettings.model_validate(settings))
     assert isinstance(store, S3Store)
 
     store.ensure_bucket()
@@ -19,7 +20,7 @@ def test_the_bucket_is_created_when_missing_and_the_object_holds_the_bytes(s3):
 
 def test_a_retry_with_the_same_key_overwrites(s3):
     client, settings = s3
-    store = make_store(settings)
+    store = make_store(StorageSettings.model_validate(settings))
     store.ensure_bucket()
     store.ensure_bucket()  # an existing bucket is fine
 
@@ -34,7 +35,7 @@ def test_a_retry_with_the_same_key_overwrites(s3):
 
 
 def test_with_no_endpoint_objects_are_files_in_a_local_directory(tmp_path):
-    store = make_store({"S3_ENDPOINT_URL": "", "LOCAL_STORE_DIR": str(tmp_path / "objects")})
+    store = make_store(StorageSettings(S3_ENDPOINT_URL="", LOCAL_STORE_DIR=str(tmp_path / "objects")))
     assert isinstance(store, LocalDirectoryStore)
     store.ensure_bucket()
 

@@ -9,6 +9,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from common import tracing
 from common.logs import JsonFormatter
+from common.settings import CommonSettings, SettingsError, validate
 
 pytestmark = pytest.mark.unit
 
@@ -74,12 +75,12 @@ def test_an_outbox_row_written_without_a_span_stores_no_trace_context():
     assert tracing.with_trace_context({"message_id": "m-1"}) == {"message_id": "m-1"}
 
 
-@pytest.mark.parametrize("value, ratio", [(None, 1.0), ("", 1.0), ("0.25", 0.25), (0, 0.0), ("1", 1.0)])
+@pytest.mark.parametrize("value, ratio", [("0.25", 0.25), (0, 0.0), ("1", 1.0)])
 def test_sampling_ratio(value, ratio):
-    assert tracing.sampling_ratio(value) == ratio
+    assert ratio == validate({"OTEL_TRACES_SAMPLER_ARG": value}, CommonSettings).OTEL_TRACES_SAMPLER_ARG
 
 
-@pytest.mark.parametrize("value", ["half", "1.5", -0.1])
+@pytest.mark.parametrize("value", ["half", "1.5", -0.1, None])
 def test_a_sampling_ratio_outside_0_to_1_is_refused_at_start(value):
-    with pytest.raises(ValueError, match="OTEL_TRACES_SAMPLER_ARG must be a number from 0 to 1"):
-        tracing.sampling_ratio(value)
+    with pytest.raises(SettingsError, match="^settings: OTEL_TRACES_SAMPLER_ARG: Input should be"):
+        validate({"OTEL_TRACES_SAMPLER_ARG": value}, CommonSettings)

@@ -1,7 +1,7 @@
 import logging
 from datetime import timedelta
 
-from nameko.dependency_providers import Config
+from pydantic import PositiveFloat
 
 from common.contracts import PayloadProcessed, parse_event
 from common.db import Database
@@ -11,6 +11,7 @@ from common.logs import WorkerLog
 from common.messaging import RequestId
 from common.metrics import Metrics
 from common.schemas import NewMessage, parse
+from common.settings import CommonSettings, DatabaseSettings, RetrySettings, Settings, WebSettings
 from common.shutdown import GracefulShutdown
 from common.tracing import Tracing
 from common.web import request_json
@@ -31,17 +32,21 @@ from message.messages import (
 logger = logging.getLogger(__name__)
 OUTBOX_RELAY_SECONDS = 2
 OUTBOX_PRUNE_SECONDS = 600
-DEFAULT_OUTBOX_RETENTION_HOURS = 24  # for a config without the key (config.yaml sets it)
 
 
 # The outbox's backlog for the metrics: one per process (the metrics registry is too).
 backlog = OutboxBacklog()
 
 
+class MessageSettings(CommonSettings, DatabaseSettings, WebSettings, RetrySettings):
+    DATABASE_URL: str = "sqlite:///message.sqlite3"
+    OUTBOX_RETENTION_HOURS: PositiveFloat = 24
+
+
 class MessageService:
     name = "message_service"
 
-    config = Config()
+    settings = Settings(MessageSettings)
     log = WorkerLog()
     metrics = Metrics()
     graceful = GracefulShutdown()
@@ -80,8 +85,7 @@ class MessageService:
 
     @timer(interval=OUTBOX_PRUNE_SECONDS)
     def prune_outbox(self):
-        hours = self.config.get("OUTBOX_RETENTION_HOURS") or DEFAULT_OUTBOX_RETENTION_HOURS
-        prune_sent(self.db.session, timedelta(hours=float(hours)))
+        prune_sent(self.db.session, timedelta(hours=self.settings.OUTBOX_RETENTION_HOURS))
 
     def time_consuming_function(self, message):
         self.dispatch("heavy_payload_event", heavy_payload_event(message))

@@ -1,15 +1,21 @@
 import time
 
-from nameko.dependency_providers import Config
+from pydantic import NonNegativeFloat
 
 from common.db import Database
 from common.entrypoints import rpc
 from common.errors import InvalidInput
 from common.logs import WorkerLog
 from common.metrics import Metrics
+from common.settings import CommonSettings, DatabaseSettings, Settings
 from common.shutdown import GracefulShutdown
 from common.tracing import Tracing
 from receiver.receipts import Base, count_receipts, record_receipt
+
+
+class ReceiverSettings(CommonSettings, DatabaseSettings):
+    DATABASE_URL: str = "sqlite:///receiver.sqlite3"
+    RECEIVER_WORK_SECONDS: NonNegativeFloat = 0
 
 
 class ReceiverService:
@@ -20,13 +26,13 @@ class ReceiverService:
     graceful = GracefulShutdown()
     tracing = Tracing()
     receipts = Database(Base.metadata, migrations="receiver")
-    config = Config()
+    settings = Settings(ReceiverSettings)
 
     @rpc(expected_exceptions=InvalidInput)
     def receive_event(self, event):
         # A plain blocking sleep on purpose: `nameko run` monkey-patches it into a green one,
         # which is the article's concurrency experiment.
-        time.sleep(self.config.get("RECEIVER_WORK_SECONDS", 0))
+        time.sleep(self.settings.RECEIVER_WORK_SECONDS)
         record_receipt(self.receipts.session, event)
         return f"Event Received: {event}"
 

@@ -3,13 +3,13 @@
 import pytest
 from nameko.testing.services import worker_factory
 
-from receiver.service import ReceiverService
+from receiver.service import ReceiverService, ReceiverSettings
 
 pytestmark = pytest.mark.unit
 
 
 def test_receive_event_answers_like_the_article():
-    service = worker_factory(ReceiverService, config={"RECEIVER_WORK_SECONDS": 0})
+    service = worker_factory(ReceiverService, settings=ReceiverSettings())
 
     assert (
         service.receive_event({"message": "Hello World!!"}) == "Event Received: {'message': 'Hello World!!'}"
@@ -17,7 +17,7 @@ def test_receive_event_answers_like_the_article():
 
 
 def test_events_without_an_id_leave_no_receipt():
-    service = worker_factory(ReceiverService, config={"RECEIVER_WORK_SECONDS": 0})
+    service = worker_factory(ReceiverService, settings=ReceiverSettings())
 
     service.receive_event("no id here")
 

@@ -2,6 +2,7 @@ from common.entrypoints import RpcProxy, rpc
 from common.errors import InvalidInput
 from common.logs import WorkerLog
 from common.metrics import Metrics
+from common.settings import CommonSettings, Settings
 from common.shutdown import GracefulShutdown
 from common.tracing import Tracing
 
@@ -9,6 +10,7 @@ from common.tracing import Tracing
 class SenderService:
     name = "sender_service"
 
+    settings = Settings(CommonSettings)  # nothing of its own: what every service reads
     log = WorkerLog()
     metrics = Metrics()
     graceful = GracefulShutdown()
