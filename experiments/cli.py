@@ -79,8 +79,6 @@ def run(args) -> int:
     return 130
 
 
-
-
 def main(argv=None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(arguments)

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+ALL_MARKDOWN = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+# A file another page includes (a run's recorded output) is part of that page, not a page of its own.
+FRAGMENTS = {
+    ROOT / match
+    for page in ALL_MARKDOWN
+    for match in re.findall(r"<!-- include: (\S+) -->", page.read_text())
+}
+PAGES = [page for page in ALL_MARKDOWN if page not in FRAGMENTS]
 REPLAYED = re.compile(r"<!-- replayed by (?P<test>\S+) -->")
 
 
@@ -19,6 +26,7 @@ class ConsoleBlock:
     line: int  # of the opening fence, 1-based
     text: str  # between the fences
     marker: str  # the line before the fence
+    generated: bool  # inside an `<!-- include: ... -->` block: written by the program that ran it
 
     @property
     def commands(self) -> list[str]:
@@ -52,12 +60,17 @@ class ConsoleBlock:
 
 def console_blocks(page: Path) -> list[ConsoleBlock]:
     lines = page.read_text().splitlines()
-    blocks, number = [], 0
+    blocks, number, included = [], 0, False
     while number < len(lines):
-        if lines[number] == "```console":
+        if lines[number].startswith("<!-- include: "):
+            included = True
+        elif lines[number] == "<!-- end include -->":
+            included = False
+        elif lines[number] == "```console":
             end = lines.index("```", number + 1)
             marker = lines[number - 1] if number else ""
-            blocks.append(ConsoleBlock(page, number + 1, "\n".join(lines[number + 1 : end]), marker))
+            text = "\n".join(lines[number + 1 : end])
+            blocks.append(ConsoleBlock(page, number + 1, text, marker, included))
             number = end
         number += 1
     return blocks
