@@ -112,7 +112,7 @@ def stack_up(amqp_uri, postgres, tmp_path):
             up.wait()
 
 
-def test_stack_up_runs_stops_and_kills_by_name_and_forwards_ctrl_c(stack_up):
+def test_stack_up_runs_stops_and_kills_by_name_shows_logs_and_forwards_ctrl_c(stack_up):
     up, stack, output = stack_up
     names = ["receiver-1", "receiver-2", "sender-1"]  # compose's start order, then by name
     wait_for(
@@ -125,6 +125,8 @@ def test_stack_up_runs_stops_and_kills_by_name_and_forwards_ctrl_c(stack_up):
     assert [(row[0], row[2]) for row in rows] == [(name, "ready") for name in names]
     assert stack("kill", "receiver-2").stdout == "receiver-2: exited with -9\n"
     assert "exited (-9)" in stack("ps").stdout
+    killed_log = stack("logs", "receiver-2").stdout.splitlines()
+    assert killed_log and all(line.startswith("receiver-2 ") for line in killed_log)
     assert stack("start", "receiver-2").stdout.startswith("receiver-2: pid ")
     wait_for(lambda: output.read_text().count("stack: receiver-2 ready") == 2, message="receiver-2 back")
 

@@ -1,4 +1,5 @@
-"""`stack up`, and `stack ps|stop|kill|start|restart NAME` to act on one instance of a running `stack up`.
+"""`stack up`, `stack ps|logs`, and `stack stop|kill|start|restart NAME` to act on one instance of a
+running `stack up`.
 
 `stack up` keeps its state in `.stack/` next to the compose file: `logs/<instance>.log`,
 `state.json` (what runs where, for `stack ps`) and `control.sock`, a Unix socket on which it takes
@@ -273,6 +274,21 @@ def run_ps(args) -> int:
     return 0
 
 
+def run_logs(args) -> int:
+    """What an instance printed (or every instance of a service, or all), each line with its name."""
+    logs = sorted((args.state_dir / "logs").glob("*.log"))
+    chosen = [log for log in logs if args.name in (None, log.stem, log.stem.rsplit("-", 1)[0])]
+    if not chosen:
+        print(
+            f"stack: no logs for {args.name or 'any instance'} in {args.state_dir / 'logs'}", file=sys.stderr
+        )
+        return 1
+    printer = Printer([log.stem for log in chosen], sys.stdout.isatty())
+    for log in chosen:
+        printer.follow(log.stem, log)
+    return 0
+
+
 def register(subcommands) -> None:
     up = subcommands.add_parser(
         "up",
@@ -289,6 +305,10 @@ def register(subcommands) -> None:
 
     ps = subcommands.add_parser("ps", help="the instances of the running `stack up`")
     ps.set_defaults(run=run_ps)
+
+    logs = subcommands.add_parser("logs", help="what an instance printed (or a service's, or all)")
+    logs.add_argument("name", nargs="?", help="an instance (receiver-2) or a service (receiver)")
+    logs.set_defaults(run=run_logs)
 
     helps = {
         "stop": "stop one instance (SIGTERM, graceful) or all of a service",
