@@ -84,13 +84,14 @@ class Session:
             ["bash", "-c", command],
             cwd=self.checkout,
             env=self.env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,  # in the order a terminal shows them
             text=True,
             timeout=120,
         )
         # shown as typed in a checkout: the commands are .venv/bin's
         shown = re.sub(r"(?<![\w/.-])(stack|redispatch-stuck)\b", r".venv/bin/\1", command)
-        self.steps.append((shown, done.stdout + done.stderr))
+        self.steps.append((shown, done.stdout))
 
     def take(self) -> list[tuple[str, str]]:
         steps, self.steps = self.steps, []

@@ -5,7 +5,7 @@ test_experiments; test_graceful_stop stops it last.
 """
 
 import importlib.util
-import os
+import re
 import subprocess
 
 import pytest
@@ -14,8 +14,9 @@ import yaml
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from testkit.containers import AMQP_HEARTBEAT, JOBS, MAX_WORKERS, RECEIVER_WORK_SECONDS, SERVICES
-from testkit.processes import BIN, ROOT, wait_for
+from testkit.processes import ROOT, wait_for
 from tests.containers.conftest import OTEL_TRACES_SAMPLER_ARG
+from tests.docs import replayed_blocks
 
 _spec = importlib.util.spec_from_file_location("images", ROOT / "tools" / "images.py")
 images = importlib.util.module_from_spec(_spec)
@@ -106,26 +107,28 @@ def test_the_load_profile_runs_locust_against_the_stack_with_no_failures(compose
     assert all(int(row[2]) > 0 and row[3] == "0" for row in rows), rows
 
 
-def test_nameko_shell_inside_a_container(compose_stack):
-    call = f"print(n.rpc.receiver_service.receive_event(event={HELLO!r}))\n"
-    result = compose_stack.compose(
-        "exec", "-T", "sender", "nameko", "shell", "--config", "services/receiver/config.yaml", input=call
-    )
-    assert f"Event Received: {HELLO}" in result.stdout, result.stdout + result.stderr
+def test_the_docs_session_against_the_published_port_prints_what_they_show(compose_stack):
+    """docs/running.md's session, as written, against this stack: the published port asked of compose,
+    the article's call from the host at that port, and from inside a container."""
+    (block,) = replayed_blocks("tests/containers/test_compose_stack.py")
+    up, port_step, *calls, down = block.steps
+    assert up[0].startswith("RABBITMQ_PORT=0 ") and down[0] == "docker compose down -v"  # the stack's own
+
+    [published] = shell(compose_stack, port_step[0])
+    shown_port = port_step[1][0].rsplit(":", 1)[1]
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", published) and re.fullmatch(r"\d+", shown_port)
+    for command, shown in calls:
+        printed = shell(compose_stack, command.replace(f":{shown_port}/", f":{published.rsplit(':', 1)[1]}/"))
+        assert [line for line in printed if line.strip() != ">>>"] == shown, command
 
 
-def test_nameko_shell_on_the_host_with_amqp_uri_at_the_published_port(compose_stack):
-    call = f"print(n.rpc.receiver_service.receive_event(event={HELLO!r}))\n"
-    result = subprocess.run(
-        [str(BIN / "nameko"), "shell", "--config", "services/receiver/config.yaml"],
-        input=call,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "AMQP_URI": compose_stack.amqp_uri},
-        timeout=60,
+def shell(compose_stack, command: str) -> list[str]:
+    """`command` in a user's shell at the checkout, with this stack's compose project."""
+    done = subprocess.run(
+        ["bash", "-c", command], cwd=ROOT, env=compose_stack.env, capture_output=True, text=True, timeout=120
     )
-    assert f">>> Event Received: {HELLO}" in result.stdout, result.stdout + result.stderr
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
 
 
 def test_the_http_interface_answers_on_the_host(compose_stack):

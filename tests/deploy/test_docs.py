@@ -16,11 +16,6 @@ import pytest
 from tests.docs import PAGES, ROOT, console_blocks
 
 LINK = re.compile(r"\]\((?!https?://|mailto:)(?P<target>[^)\s]+)\)")
-# Blocks written before this rule whose output no test replays yet: each is to be replayed or
-# generated (issue 11), and the list may only shrink. Named by their page and first line's start.
-NOT_YET_REPLAYED = {
-    ("docs/running.md", "$ RABBITMQ_PORT=0 RABBITMQ_MANAGEMENT_PORT=0 MESSAGE_HTTP_PO"),
-}
 BLOCKS = [block for page in PAGES for block in console_blocks(page)]
 
 pytestmark = pytest.mark.unit
@@ -60,24 +55,13 @@ def test_the_readme_is_a_front_page():
 
 @pytest.mark.parametrize("block", BLOCKS, ids=lambda block: f"{block.page.relative_to(ROOT)}:{block.line}")
 def test_a_console_block_is_replayed_or_only_commands(block):
-    key = (str(block.page.relative_to(ROOT)), block.text.splitlines()[0][:60])
     if block.generated:
         return  # written by the run it shows (tools/docs.py includes the file that run wrote)
     if block.replayed_by:
         replay = (ROOT / block.replayed_by).read_text()
         assert "replayed_blocks(" in replay and block.replayed_by in replay, block.replayed_by
-    elif key not in NOT_YET_REPLAYED:
+    else:
         assert block.output == [], "shows output that no test replays: replay it, or generate it"
     for command in block.commands:
         for target in re.findall(r"(?:^|&& )make ([\w-]+)", command):
             assert re.search(rf"^{target}:", (ROOT / "Makefile").read_text(), re.M), command
-
-
-def test_the_not_yet_replayed_list_only_names_blocks_still_not_replayed():
-    unreplayed = {
-        (str(block.page.relative_to(ROOT)), block.text.splitlines()[0][:60])
-        for block in BLOCKS
-        if not block.replayed_by
-    }
-
-    assert unreplayed >= NOT_YET_REPLAYED
