@@ -36,6 +36,7 @@ import sqlalchemy
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from bench.processes import AUTH, BIN, MANAGEMENT, Process, nameko_run, wait_consumers
+from common.topology import handler_queue, rpc_queue
 
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+pg8000://postgres@localhost:5432")
 DATABASE_PREFIX = "bench_pipeline_"
@@ -54,24 +55,20 @@ class Implementation:
 
     config: dict  # service -> config file
     modules: dict  # service -> `nameko run` module argument
-    rpc_queue: str
+    message_service: str  # its name: the RPC intake the bench calls
     work_queue: str  # time_consuming's event queue: one consumer per instance
     outcome_queue: str
-
-
-def event_queue(source, event, service, method):
-    return f"evt-{source}-{event}--{service}.{method}"
 
 
 IMPLEMENTATIONS = {
     "project": Implementation(
         config={service: f"services/{service}/config.yaml" for service in SERVICES},
         modules={"message": "message.service", "time_consuming": "time_consuming.service"},
-        rpc_queue="rpc-message_service",
-        work_queue=event_queue(
+        message_service="message_service",
+        work_queue=handler_queue(
             "message_service", "heavy_payload_event", "time_consuming_service", "time_consuming_event_handler"
         ),
-        outcome_queue=event_queue(
+        outcome_queue=handler_queue(
             "time_consuming_service", "payload_processed", "message_service", "on_payload_processed"
         ),
     ),
@@ -81,14 +78,14 @@ IMPLEMENTATIONS = {
             "message": "bench.bare_pipeline:BareMessageService",
             "time_consuming": "bench.bare_pipeline:BareTimeConsumingService",
         },
-        rpc_queue="rpc-bare_message_service",
-        work_queue=event_queue(
+        message_service="bare_message_service",
+        work_queue=handler_queue(
             "bare_message_service",
             "heavy_payload_event",
             "bare_time_consuming_service",
             "time_consuming_event_handler",
         ),
-        outcome_queue=event_queue(
+        outcome_queue=handler_queue(
             "bare_time_consuming_service", "payload_processed", "bare_message_service", "on_payload_processed"
         ),
     ),
@@ -360,10 +357,10 @@ def run_once(setup: Setup, amqp_uri, vhost, in_flight, timeout, log_dir, sink, s
                 )
             )
         try:
-            wait_consumers(vhost, [implementation.rpc_queue, implementation.outcome_queue])
+            wait_consumers(vhost, [rpc_queue(implementation.message_service), implementation.outcome_queue])
             wait_consumers(vhost, [implementation.work_queue], minimum=setup.instances)
             with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster:
-                message_service = getattr(cluster, implementation.rpc_queue.removeprefix("rpc-"))
+                message_service = getattr(cluster, implementation.message_service)
                 warm_up(message_service, sink, setup.instances)
                 seconds, records = send_and_wait(message_service, setup.messages, in_flight, timeout, advance)
             alive = all(process.alive() for process in processes)

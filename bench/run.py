@@ -35,6 +35,7 @@ from bench.memory import measure_imports, report_memory
 from bench.pipeline import PLOT, free_port, measure_pipeline, plot_scale_out, report_pipeline
 from bench.processes import ROOT, Process, nameko_run, wait_consumers
 from bench.profile import profiled, py_spy_works, report_profile
+from common.topology import rpc_queue
 from testkit.rabbit import RabbitAdmin
 
 AMQP_URI = os.environ.get("AMQP_URI", "amqp://guest:guest@localhost:5672/")
@@ -336,17 +337,17 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
             wait_consumers(
                 vhost,
                 [
-                    "rpc-receiver_service",
-                    "rpc-sender_service",
-                    "rpc-echo_service",
-                    "rpc-event_sink",
-                    "rpc-bare_relay",
-                    "rpc-project_relay",
-                    "rpc-echo_relay",
+                    rpc_queue("receiver_service"),
+                    rpc_queue("sender_service"),
+                    rpc_queue("echo_service"),
+                    rpc_queue("event_sink"),
+                    rpc_queue("bare_relay"),
+                    rpc_queue("project_relay"),
+                    rpc_queue("echo_relay"),
                     "bench-kombu-echo",
                 ],
             )
-            wait_consumers(traced.name, ["rpc-receiver_service"])
+            wait_consumers(traced.name, [rpc_queue("receiver_service")])
             bare, relay = "bare nameko @rpc echo", "bare nameko RpcProxy relay -> echo"
             receiver = "receiver directly (project)"
             targets = [
@@ -427,7 +428,7 @@ def measure_profile_part(amqp_uri, vhost, args, log_dir) -> dict:
 
             name = service.removesuffix("_service")
             targets[label] = profiled(
-                name, argv, env, log_dir, vhost, f"rpc-{service}", load, args.profile_seconds
+                name, argv, env, log_dir, vhost, rpc_queue(service), load, args.profile_seconds
             )
             progress.advance(task)
     return {"seconds": args.profile_seconds, "targets": targets}
