@@ -65,6 +65,14 @@ def make_stack(args, amqp_uri, management_url, services, scale=None, env=None, l
     return stack
 
 
+def private_stack(args, broker, vhost, services, env=None, log_name="demo"):
+    """`make_stack` on a vhost of its own on a private broker node (the broker scenarios stop it)."""
+    broker.admin.create_vhost(vhost)
+    amqp_uri = broker.amqp_uri + vhost
+    stack = make_stack(args, amqp_uri, f"{broker.management_url}/api", services, env=env, log_name=log_name)
+    return amqp_uri, stack
+
+
 def progress():
     return Progress(
         TextColumn("{task.description}"),
@@ -276,14 +284,8 @@ def broker_restart(args):
         with PrivateBroker() as broker:
             bar.advance(steps)
             vhost = "restart"
-            broker.admin.create_vhost(vhost)
-            amqp_uri = broker.amqp_uri + vhost
-            stack = make_stack(
-                args,
-                amqp_uri,
-                f"{broker.management_url}/api",
-                ["message", "time_consuming"],
-                log_name="restart",
+            amqp_uri, stack = private_stack(
+                args, broker, vhost, ["message", "time_consuming"], log_name="restart"
             )
             with stack:
                 stack.start()
@@ -363,12 +365,10 @@ def broker_outage(args):
         ):
             task = bar.add_task(label, total=calls)
             vhost = f"outage_{uuid.uuid4().hex[:6]}"
-            broker.admin.create_vhost(vhost)
-            amqp_uri = broker.amqp_uri + vhost
-            stack = make_stack(
+            amqp_uri, stack = private_stack(
                 args,
-                amqp_uri,
-                f"{broker.management_url}/api",
+                broker,
+                vhost,
                 ["receiver", "sender"],
                 env={"RECEIVER_WORK_SECONDS": str(work), "MAX_WORKERS": "20", **env},
                 log_name="outage",
