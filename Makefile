@@ -18,8 +18,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# The suite as three pytest processes at once (tools/test_shards.py says why not xdist); pytest
+# options pass through: make test PYTEST_ARGS="-x -k receiver". A plain `pytest` runs it serially.
 test: install lint test-services
-	$(BIN)/pytest
+	$(BIN)/python tools/test_shards.py $(PYTEST_ARGS)
 
 # The edit loop: the domain functions on SQLite, worker_factory units, the docs checks and the
 # settings' agreement; no broker, no database server, nothing started (the `unit` marker).
