@@ -1,5 +1,6 @@
 """Each service's Alembic history builds exactly the schema its models describe, on PostgreSQL."""
 
+import json
 import os
 import subprocess
 
@@ -9,7 +10,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from common.db import make_engine
+from common.db import MigrationFailed, make_engine
 from common.migrations import LOCK_KEY, alembic_config, current, head, upgrade, version_table
 from message.messages import Base as MessageBase
 from receiver.receipts import Base as ReceiverBase
@@ -105,3 +106,37 @@ def test_a_service_migrates_its_database_at_start_only_when_told_to(
     container_factory(ReceiverService, config).start()
 
     assert current("receiver", config["DATABASE_URL"]) == expected
+
+
+def test_a_migration_that_fails_at_start_stops_the_service_with_the_migrators_error(
+    container_factory, service_config, postgres
+):
+    missing = postgres().rsplit("/", 1)[0] + "/no_such_database_here"
+    config = service_config("receiver", DATABASE_URL=missing, DATABASE_AUTO_MIGRATE=True)
+
+    refused = '(?s)migrating receiver.*"no_such_database_here" does not exist'
+    with pytest.raises(MigrationFailed, match=refused):
+        container_factory(ReceiverService, config).start()
+
+
+AFTER_START = """
+import eventlet; eventlet.monkey_patch()
+import json, sys
+from nameko.containers import ServiceContainer
+from receiver.service import ReceiverService
+container = ServiceContainer(ReceiverService, json.loads(sys.argv[1]))
+container.start()
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules} & {"alembic", "mako", "sqlalchemy"})))
+container.stop()
+"""
+
+
+def test_the_migration_at_start_runs_in_a_child_and_alembic_never_loads_in_the_service(service_config):
+    config = service_config("receiver", DATABASE_AUTO_MIGRATE=True)
+    started = subprocess.run(
+        [BIN / "python", "-W", "ignore", "-c", AFTER_START, json.dumps(config)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr[-3000:]
+    assert json.loads(started.stdout.strip().splitlines()[-1]) == ["sqlalchemy"]
+    assert current("receiver", config["DATABASE_URL"]) == head("receiver")  # the child did migrate it
