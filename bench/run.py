@@ -485,7 +485,10 @@ def main(argv=None) -> int:
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--pipeline-rounds", type=int, default=3, help="rounds of every pipeline setup")
     parser.add_argument("--messages", type=int, default=200, help="messages per pipeline run (cost rows)")
-    parser.add_argument("--scale-messages", type=int, default=200, help="messages per scale-out run")
+    parser.add_argument("--scale-messages", type=int, default=80, help="messages per scale-out run")
+    parser.add_argument(
+        "--scale-workers", type=int, default=2, help="each time_consuming instance's workers (scale-out rows)"
+    )
     parser.add_argument(
         "--webhook-delay-ms", type=float, default=1000, help="the webhook's latency in the scale-out rows"
     )
