@@ -600,13 +600,14 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
             f"| {'-' if efficiency is None else f'{100 * efficiency:.0f}%'} "
             f"| {number(s['time_to_done_p50_ms'])} | {number(s['time_to_done_p99_ms'])} |"
         )
+    workers = settings.get("scale_workers", 10)  # runs before the setting: nameko's default
     lines += [
         "",
         f"{settings['scale_messages']} messages per run, PostgreSQL; each time_consuming instance is a "
-        f"`nameko run` process of {settings['scale_workers']} workers (`MAX_WORKERS`), each worker waiting "
+        f"`nameko run` process of {workers} workers (`MAX_WORKERS`), each worker waiting "
         f"on the webhook for {settings['webhook_delay_ms']:.0f} ms: one instance can finish at most "
-        f"{1000 * settings['scale_workers'] / settings['webhook_delay_ms']:g} messages/s, four "
-        f"{4000 * settings['scale_workers'] / settings['webhook_delay_ms']:g}, below what the pipeline "
+        f"{1000 * workers / settings['webhook_delay_ms']:g} messages/s, four "
+        f"{4000 * workers / settings['webhook_delay_ms']:g}, below what the pipeline "
         "reaches on this machine with no webhook latency (the cost rows above), so the instances are the "
         "bottleneck and the curve shows how they scale, not the machine's two cores. Efficiency: "
         "messages/s over instances times the 1-instance rate (target: 85% or more at 4 instances).",

@@ -35,6 +35,7 @@ from bench.memory import measure_imports, report_memory
 from bench.pipeline import PLOT, free_port, measure_pipeline, plot_scale_out, report_pipeline
 from bench.processes import ROOT, Process, nameko_run, wait_consumers
 from bench.profile import profiled, py_spy_works, report_profile
+from bench.targets import report_targets
 from common.topology import rpc_queue
 from testkit.rabbit import RabbitAdmin
 
@@ -194,6 +195,7 @@ def report(results) -> str:
             )
             + ".",
         ]
+    lines += report_targets(results)
     if "rpc" in results:
         lines += report_rpc(results["rpc"], results["events"], results["settings"])
     if (

@@ -1,0 +1,87 @@
+"""The figures issue 13 set for 2 cores, beside what this run measured: met or not, row by row.
+
+Computed from results.json, so the table can never disagree with the tables above it.
+"""
+
+from bench.pipeline import scale_out
+
+RPC_RATIO = 0.95  # every RPC and event row against its bare-nameko baseline
+PIPELINE_RATIO = 0.7  # the project's pipeline on PostgreSQL against the bare one
+PIPELINE_RATE = 100  # messages/s, project, PostgreSQL, 2 time_consuming instances
+SCALE_OUT_EFFICIENCY = 0.85  # at 4 instances, I/O-bound
+RSS_RATIO = 1.5  # per instance, against bare nameko
+
+# The tracing row measures an option (its baseline is the receiver with tracing off), not the project
+# against bare nameko; raw kombu is the floor below nameko.
+NOT_TARGETED = ("tracing on", "raw kombu")
+BARE_ECHO = "bare nameko echo"
+
+
+Row = tuple[str, str, str, bool]  # what, measured, target, met
+
+
+def at_least(what: str, value: float, target: float, unit: str = "x") -> Row:
+    shown = (
+        (f"{100 * value:.0f}%", f">= {100 * target:.0f}%")
+        if unit == "%"
+        else (f"{value:.2f}{unit}" if unit else f"{value:.1f}", f">= {target}{unit}")
+    )
+    return (what, *shown, value >= target)
+
+
+def at_most(what: str, value: float, target: float) -> Row:
+    return (what, f"{value:.2f}x", f"<= {target}x", value <= target)
+
+
+def rows(results: dict) -> list[Row]:
+    """Every target the results have figures for."""
+    found = []
+    rpc = results.get("rpc", {})
+    for label, r in rpc.items():
+        if not r["baseline"] or any(word in label for word in NOT_TARGETED):
+            continue
+        base = rpc[r["baseline"]]
+        for kind in ("sequential", "pipelined"):
+            value = r[f"{kind}_calls_per_s"] / base[f"{kind}_calls_per_s"]
+            found.append(at_least(f"{label}, {kind}", value, RPC_RATIO))
+    events = results.get("events", {})
+    bare = events.get("nameko EventDispatcher", {}).get("events_per_s")
+    for label, e in events.items():
+        if bare and label != "nameko EventDispatcher":
+            found.append(at_least(f"events: {label}", e["events_per_s"] / bare, RPC_RATIO))
+    summary = results.get("pipeline", {}).get("summary", {})
+    cost = {
+        (s["implementation"], s["instances"]): s["median_messages_per_s"]
+        for s in summary.values()
+        if s["database"] == "PostgreSQL" and not s["webhook_delay"]
+    }
+    for instances in (1, 2):
+        project, bare_rate = cost.get(("project", instances)), cost.get(("bare", instances))
+        if project and bare_rate:
+            plural = "s" if instances > 1 else ""
+            what = f"pipeline, PostgreSQL, {instances} time_consuming{plural}: project vs bare"
+            found.append(at_least(what, project / bare_rate, PIPELINE_RATIO))
+    if rate := cost.get(("project", 2)):
+        found.append(at_least("pipeline, PostgreSQL, 2 time_consumings: messages/s", rate, PIPELINE_RATE, ""))
+    for implementation, curve in scale_out(summary).items():
+        _, efficiency = curve.get(4, (None, None))
+        if efficiency is not None:
+            what = f"scale-out efficiency at 4 instances, {implementation} pipeline"
+            found.append(at_least(what, efficiency, SCALE_OUT_EFFICIENCY, "%"))
+    rss = results.get("rss_mib", {})
+    if base := rss.get(BARE_ECHO):
+        for process in ("receiver_service", "sender_service"):
+            if process in rss:
+                found.append(at_most(f"RSS: {process} vs {BARE_ECHO}", rss[process] / base, RSS_RATIO))
+    return found
+
+
+def report_targets(results: dict) -> list[str]:
+    found = rows(results)
+    if not found:
+        return []
+    lines = ["", "## Against the targets", "", "| figure | measured | target | met |", "|---|---:|---:|---|"]
+    for what, shown, target, ok in found:
+        lines.append(f"| {what} | {shown} | {target} | {'yes' if ok else 'no'} |")
+    met = sum(1 for *_, ok in found if ok)
+    return lines + ["", f"{met} of {len(found)} met in this run (issue 13's figures for 2 cores)."]

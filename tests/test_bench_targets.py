@@ -1,0 +1,66 @@
+"""`make bench`'s table against issue 13's targets (bench/targets.py), on figures made up here."""
+
+import pytest
+
+from bench.targets import rows
+
+pytestmark = pytest.mark.unit
+
+
+def rpc_row(sequential, pipelined, baseline=None):
+    return {"sequential_calls_per_s": sequential, "pipelined_calls_per_s": pipelined, "baseline": baseline}
+
+
+def pipeline_setup(implementation, instances, rate, webhook_delay=0.0):
+    return {
+        "implementation": implementation,
+        "database": "PostgreSQL",
+        "instances": instances,
+        "webhook_delay": webhook_delay,
+        "median_messages_per_s": rate,
+    }
+
+
+RESULTS = {
+    "rpc": {
+        "bare nameko @rpc echo": rpc_row(200, 200),
+        "receiver directly (project)": rpc_row(190, 189, "bare nameko @rpc echo"),
+        "receiver, tracing on, OTLP export (project)": rpc_row(10, 10, "receiver directly (project)"),
+        "raw kombu request/reply": rpc_row(700, 900, "bare nameko @rpc echo"),
+    },
+    "events": {
+        "nameko EventDispatcher": {"events_per_s": 100},
+        "project EventDispatcher": {"events_per_s": 96},
+    },
+    "pipeline": {
+        "summary": {
+            str(n): setup
+            for n, setup in enumerate(
+                [
+                    pipeline_setup("project", 1, 14),
+                    pipeline_setup("bare", 1, 20),
+                    pipeline_setup("project", 2, 120),
+                    pipeline_setup("bare", 2, 200),
+                    pipeline_setup("project", 1, 2.0, webhook_delay=1.0),
+                    pipeline_setup("project", 4, 6.8, webhook_delay=1.0),
+                ]
+            )
+        }
+    },
+    "rss_mib": {"bare nameko echo": 56, "receiver_service": 84, "sender_service": 84.5},
+}
+
+
+def test_each_figure_is_met_or_not_at_its_threshold_and_options_are_not_targets():
+    met = {what: (shown, ok) for what, shown, _, ok in rows(RESULTS)}
+    assert met == {
+        "receiver directly (project), sequential": ("0.95x", True),
+        "receiver directly (project), pipelined": ("0.94x", False),
+        "events: project EventDispatcher": ("0.96x", True),
+        "pipeline, PostgreSQL, 1 time_consuming: project vs bare": ("0.70x", True),
+        "pipeline, PostgreSQL, 2 time_consumings: project vs bare": ("0.60x", False),
+        "pipeline, PostgreSQL, 2 time_consumings: messages/s": ("120.0", True),
+        "scale-out efficiency at 4 instances, project pipeline": ("85%", True),
+        "RSS: receiver_service vs bare nameko echo": ("1.50x", True),
+        "RSS: sender_service vs bare nameko echo": ("1.51x", False),
+    }
