@@ -264,7 +264,9 @@ def report_rpc(rpc, events, settings) -> list[str]:
         "",
         "Events: one `dispatch_many(n)` to a relay, timed until the sink has handled all n; the two "
         "relays' order rotates every round. The receipt row sends events with an `id`, so the receiver "
-        "records each (one INSERT and COMMIT, SQLite); the tracing row is a second receiver with "
+        "records each (one INSERT and COMMIT, SQLite), against bare nameko writing the same row with "
+        "SQLAlchemy's defaults (bench/services.py `ReceiptEcho`, whose own row shows what the write "
+        "costs beside the echo); the tracing row is a second receiver with "
         "`OTEL_EXPORTER_OTLP_ENDPOINT` set, exporting every span to a local OTLP receiver process "
         f"({settings.get('otlp_export_requests', '?')} export requests seen), against the receiver "
         "with tracing off.",
@@ -325,6 +327,13 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
             processes["bare nameko echo"] = nameko_run(
                 "echo", "bench/config.yaml", "bench.services:EchoService", env, log_dir
             )
+            processes["bare nameko echo writing a receipt"] = nameko_run(
+                "receipt-echo",
+                "bench/config.yaml",
+                "bench.services:ReceiptEcho",
+                {**env, "RECEIPT_ECHO_DATABASE_URL": f"sqlite:///{log_dir}/receipt-echo.sqlite3"},
+                log_dir,
+            )
             processes["baseline relays + event sink"] = nameko_run(
                 "events",
                 "bench/config.yaml",
@@ -342,6 +351,7 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
                     rpc_queue("receiver_service"),
                     rpc_queue("sender_service"),
                     rpc_queue("echo_service"),
+                    rpc_queue("receipt_echo"),
                     rpc_queue("event_sink"),
                     rpc_queue("bare_relay"),
                     rpc_queue("project_relay"),
@@ -351,6 +361,7 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
             )
             wait_consumers(traced.name, [rpc_queue("receiver_service")])
             bare, relay = "bare nameko @rpc echo", "bare nameko RpcProxy relay -> echo"
+            bare_receipt = "bare nameko @rpc echo writing the receipt (SQLite)"
             receiver = "receiver directly (project)"
             targets = [
                 NamekoTarget("sender -> receiver (project)", "sender_service", "send_event", amqp_uri, relay),
@@ -360,7 +371,7 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
                     "receiver_service",
                     "receive_event",
                     amqp_uri,
-                    bare,
+                    bare_receipt,
                     payload=payload_with_id,
                 ),
                 NamekoTarget(
@@ -372,6 +383,9 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
                 ),
                 NamekoTarget(relay, "echo_relay", "relay", amqp_uri),
                 NamekoTarget(bare, "echo_service", "echo", amqp_uri),
+                NamekoTarget(
+                    bare_receipt, "receipt_echo", "receive_event", amqp_uri, bare, payload=payload_with_id
+                ),
                 KombuTarget(amqp_uri),
             ]
         with Progress(console=console) as progress:

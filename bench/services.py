@@ -1,12 +1,19 @@
 """Baselines the project is measured against, run with plain `nameko run` like the services.
 
-`echo_service` is the bare Nameko RPC service (nameko's own `rpc`, no dependencies); the two relays
-dispatch events with nameko's `EventDispatcher` and with the project's (`common.messaging`), and
+`echo_service` is the bare Nameko RPC service (nameko's own `rpc`, no dependencies);
+`receipt_echo` the same with the receipt a first version would write; the two relays dispatch
+events with nameko's `EventDispatcher` and with the project's (`common.messaging`), and
 `event_sink` counts what it handles.
 """
 
+import json
+import os
+from datetime import UTC, datetime
+
 import nameko.events
 import nameko.rpc
+from nameko.extensions import DependencyProvider
+from sqlalchemy import Column, DateTime, MetaData, String, Table, Text, create_engine, insert
 
 from common.messaging import EventDispatcher
 
@@ -17,6 +24,46 @@ class EchoService:
     @nameko.rpc.rpc
     def echo(self, value):
         return value
+
+
+RECEIPTS = Table(
+    "receipts",
+    MetaData(),
+    Column("event_id", String(128), primary_key=True),
+    Column("event", Text),
+    Column("received_at", DateTime(timezone=True)),
+)
+
+
+class BareReceipts(DependencyProvider):
+    """A connection per worker on `RECEIPT_ECHO_DATABASE_URL` (SQLAlchemy's defaults), as a first
+    version would have it: no migrations, no lock-retry, no check of the id or the JSON."""
+
+    def setup(self):
+        self.engine = create_engine(os.environ["RECEIPT_ECHO_DATABASE_URL"])
+        RECEIPTS.metadata.create_all(self.engine)
+
+    def get_dependency(self, worker_ctx):
+        return self.engine
+
+
+class ReceiptEcho:
+    """The echo writing the receiver's receipt (one INSERT and COMMIT): the baseline for the
+    receiver's receipt row, so its ratio shows the project's overhead and not the write's."""
+
+    name = "receipt_echo"
+
+    engine = BareReceipts()
+
+    @nameko.rpc.rpc
+    def receive_event(self, event):
+        with self.engine.begin() as connection:
+            connection.execute(
+                insert(RECEIPTS).values(
+                    event_id=event["id"], event=json.dumps(event), received_at=datetime.now(UTC)
+                )
+            )
+        return f"Event Received: {event}"
 
 
 class EchoRelay:

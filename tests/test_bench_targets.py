@@ -27,6 +27,7 @@ RESULTS = {
         "receiver directly (project)": rpc_row(190, 189, "bare nameko @rpc echo"),
         "receiver, tracing on, OTLP export (project)": rpc_row(10, 10, "receiver directly (project)"),
         "raw kombu request/reply": rpc_row(700, 900, "bare nameko @rpc echo"),
+        "bare nameko @rpc echo writing the receipt": rpc_row(100, 100, "bare nameko @rpc echo"),
     },
     "events": {
         "nameko EventDispatcher": {"events_per_s": 100},
