@@ -18,7 +18,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# The suite as three pytest processes at once (tools/test_shards.py says why not xdist); pytest
+# The suite as four pytest processes at once (tools/test_shards.py says why not xdist); pytest
 # options pass through: make test PYTEST_ARGS="-x -k receiver". A plain `pytest` runs it serially.
 test: install lint test-services
 	$(BIN)/python tools/test_shards.py $(PYTEST_ARGS)

@@ -9,7 +9,7 @@ runs: `pytest -n 2` hangs at "bringing up nodes...". Separate pytest processes s
 the machine; each run's names are its own (`testkit.rabbit.run_name` carries the pid), so they
 can run side by side on the shared RabbitMQ and PostgreSQL, as two developers' runs can.
 
-Most of the suite waits (on the broker, a restart, a container, a webhook), so three processes
+Most of the suite waits (on the broker, a restart, a container, a webhook), so four processes
 on two cores take well under the serial time; the slow shards are named here and everything else
 is the last one, so a new test file is never left out. A plain `pytest` still runs the whole
 suite in one process.
@@ -32,6 +32,7 @@ LOGS = ROOT / "build" / "test-logs"
 SHARDS: dict[str, list[str]] = {
     "containers": ["tests/containers"],  # the image builds, then the compose stack: the longest
     "faults": ["tests/faults"],  # private brokers and databases stopped, killed, restarted
+    "e2e": ["tests/e2e"],  # the stack as `nameko run` processes: load, the SQLite default, tracing
     "rest": [],
 }
 NO_TESTS_COLLECTED = 5  # pytest's exit status when -k or -m left a shard nothing to run
