@@ -35,6 +35,7 @@ def test_every_test_of_the_suite_runs_in_exactly_one_shard():
     [((0, 0, 0), 0), ((0, 1, 0), 1), ((5, 0, 5), 0), ((5, 5, 5), 5), ((0, 0, 2), 2)],
 )
 def test_the_run_fails_when_any_shard_fails(exits, status, monkeypatch, tmp_path):
+    monkeypatch.setattr(shards, "SHARDS", {"first": ["a"], "second": ["b"], "rest": []})
     code_of = dict(zip(shards.SHARDS, exits, strict=True))
     monkeypatch.setattr(shards, "LOGS", tmp_path)
     exit_with = lambda name, extra: [sys.executable, "-c", f"print('{name}'); exit({code_of[name]})"]  # noqa: E731
