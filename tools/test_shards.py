@@ -1,11 +1,12 @@
 """`make test`: the suite as a few pytest processes at once, each shard's lines shown as they come.
 
-    python tools/test_shards.py [pytest options...]     # e.g. -x, -k receiver, --lf is off (no cache)
+    python tools/test_shards.py [pytest options...]     # e.g. -x or -k receiver (no --lf: no cache)
 
-Why shards and not pytest-xdist: the suite runs under eventlet's monkey-patching (conftest.py, as
-nameko's own plugin does), and xdist's workers talk to the controller through execnet's
-`main_thread_only` model, whose I/O thread patched threading turns into a greenthread that never
-runs: `pytest -n 2` hangs at "bringing up nodes...". Separate pytest processes share nothing but
+Why shards and not pytest-xdist: `pytest -n 2` hung here at "bringing up nodes..." (8 min, then
+killed). The suite runs under eventlet's monkey-patching (conftest.py, as nameko's own plugin
+does), and xdist's workers reach the controller through execnet's `main_thread_only` model, which
+relies on a real I/O thread beside the main one: most likely what the patched `threading` takes
+away. Separate pytest processes share nothing but
 the machine; each run's names are its own (`testkit.rabbit.run_name` carries the pid), so they
 can run side by side on the shared RabbitMQ and PostgreSQL, as two developers' runs can.
 
