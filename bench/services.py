@@ -36,8 +36,9 @@ RECEIPTS = Table(
 
 
 class BareReceipts(DependencyProvider):
-    """A connection per worker on `RECEIPT_ECHO_DATABASE_URL` (SQLAlchemy's defaults), as a first
-    version would have it: no migrations, no lock-retry, no check of the id or the JSON."""
+    """The engine on `RECEIPT_ECHO_DATABASE_URL` with SQLAlchemy's defaults (each call takes a pooled
+    connection), as a first version would have it: no migrations, no lock-retry, no check of the
+    id or the JSON."""
 
     def setup(self):
         self.engine = create_engine(os.environ["RECEIPT_ECHO_DATABASE_URL"])

@@ -163,7 +163,7 @@ class MigrationFailed(Exception):
 def upgrade_in_child(package: str, url: str) -> str:
     """`migrate <package>` on `url` in a child interpreter; returns the line it printed.
 
-    A child, so Alembic and Mako (about 12 MiB, measured by `make bench`) are never loaded into a
+    A child, so Alembic and Mako (12 MiB of a receiver's RSS, measured here) are never loaded into a
     service process that runs for days: the schema is upgraded once, at start. The child takes the
     same advisory lock on PostgreSQL as the `migrate` job, so replicas starting together take turns.
     """
