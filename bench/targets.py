@@ -20,17 +20,24 @@ BARE_ECHO = "bare nameko echo"
 Row = tuple[str, str, str, bool]  # what, measured, target, met
 
 
-def at_least(what: str, value: float, target: float, unit: str = "x") -> Row:
-    shown = (
-        (f"{100 * value:.0f}%", f">= {100 * target:.0f}%")
-        if unit == "%"
-        else (f"{value:.2f}{unit}" if unit else f"{value:.1f}", f">= {target}{unit}")
-    )
-    return (what, *shown, value >= target)
+def ratio(value: float) -> str:
+    return f"{value:.2f}x"
 
 
-def at_most(what: str, value: float, target: float) -> Row:
-    return (what, f"{value:.2f}x", f"<= {target}x", value <= target)
+def percent(value: float) -> str:
+    return f"{100 * value:.0f}%"
+
+
+def per_second(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def at_least(what: str, value: float, target: float, shown=ratio) -> Row:
+    return (what, shown(value), f">= {shown(target)}", value >= target)
+
+
+def at_most(what: str, value: float, target: float, shown=ratio) -> Row:
+    return (what, shown(value), f"<= {shown(target)}", value <= target)
 
 
 def rows(results: dict) -> list[Row]:
@@ -62,12 +69,13 @@ def rows(results: dict) -> list[Row]:
             what = f"pipeline, PostgreSQL, {instances} time_consuming{plural}: project vs bare"
             found.append(at_least(what, project / bare_rate, PIPELINE_RATIO))
     if rate := cost.get(("project", 2)):
-        found.append(at_least("pipeline, PostgreSQL, 2 time_consumings: messages/s", rate, PIPELINE_RATE, ""))
+        what = "pipeline, PostgreSQL, 2 time_consumings: messages/s"
+        found.append(at_least(what, rate, PIPELINE_RATE, per_second))
     for implementation, curve in scale_out(summary).items():
         _, efficiency = curve.get(4, (None, None))
         if efficiency is not None:
             what = f"scale-out efficiency at 4 instances, {implementation} pipeline"
-            found.append(at_least(what, efficiency, SCALE_OUT_EFFICIENCY, "%"))
+            found.append(at_least(what, efficiency, SCALE_OUT_EFFICIENCY, percent))
     rss = results.get("rss_mib", {})
     if base := rss.get(BARE_ECHO):
         for process in ("receiver_service", "sender_service"):
