@@ -104,7 +104,7 @@ def test_a_process_killed_at_a_step_still_ends_done(
         message_id = receive()["id"]  # the same key: the same message
         first_call.kill()
 
-        with ClusterRpcProxy(config, timeout=10) as cluster_rpc:
+        with ClusterRpcProxy(config, timeout=30) as cluster_rpc:  # four test shards share two cores
             wait_for(
                 lambda: cluster_rpc.message_service.get_message(message_id)["status"] == "done",
                 60,
