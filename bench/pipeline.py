@@ -35,6 +35,7 @@ import requests
 import sqlalchemy
 from nameko.standalone.rpc import ClusterRpcProxy
 
+from bench.cpu import BUSY, CpuMeter
 from bench.processes import AUTH, BIN, MANAGEMENT, Process, nameko_run, wait_consumers
 from common.topology import handler_queue, rpc_queue
 
@@ -372,7 +373,15 @@ def run_once(setup: Setup, amqp_uri, vhost, in_flight, timeout, log_dir, sink, s
             with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster:
                 message_service = getattr(cluster, implementation.message_service)
                 warm_up(message_service, sink, setup.instances)
+                meter = CpuMeter(
+                    {
+                        f"{service}_service": [p.process.pid for p in processes if p.name.startswith(service)]
+                        for service in SERVICES
+                    }
+                )
+                meter.start()
                 seconds, records = send_and_wait(message_service, setup.messages, in_flight, timeout, advance)
+                cpu = meter.stop()
             alive = all(process.alive() for process in processes)
             rss = {process.name: process.rss_mib() for process in processes if process.alive()}
         finally:
@@ -396,6 +405,9 @@ def run_once(setup: Setup, amqp_uri, vhost, in_flight, timeout, log_dir, sink, s
         "database_is_locked": sum(
             process.log_path.read_text(errors="replace").count("database is locked") for process in processes
         ),
+        # CPU milliseconds each process group spent per message while the messages went through
+        "cpu_ms_per_message": {group: 1000 * spent / setup.messages for group, spent in cpu.items()},
+        "cores_busy": cpu[BUSY] / meter.wall_seconds,
         "time_to_done": sorted(time_to_done(record) for record in records if record["status"] == "done"),
     }
 
@@ -465,6 +477,11 @@ def measure_pipeline(amqp_uri, vhost, args, log_dir, progress) -> dict:
             "time_to_done_p50_ms": 1000 * percentile(latencies, 0.5) if latencies else None,
             "time_to_done_p99_ms": 1000 * percentile(latencies, 0.99) if latencies else None,
             "commits_per_message": median_of(r.get("commits_per_message") for r in complete),
+            "cpu_ms_per_message": {
+                group: median_of(r["cpu_ms_per_message"].get(group) for r in complete)
+                for group in (complete[0]["cpu_ms_per_message"] if complete else {})
+            },
+            "cores_busy": median_of(r.get("cores_busy") for r in complete),
         }
     return {
         "settings": {
@@ -582,6 +599,7 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
         "databases (every process's transactions, the warm-up and `get_message` polls included) per "
         "message. Targets: PostgreSQL at 0.7x of bare or better, 100 messages/s or more "
         "with 2 time_consuming instances.",
+        *report_cpu(summary),
         "",
         f"## Pipeline scale-out: webhook answering in {settings['webhook_delay_ms']:.0f} ms (I/O-bound)",
         "",
@@ -648,4 +666,38 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
             f"| {run['repeated_notifications']} "
             f"| {'yes' if run['processes_alive'] else 'NO'} | {run['database_is_locked']} |"
         )
+    return lines
+
+
+def report_cpu(summary) -> list[str]:
+    """CPU per message by process group, the cost rows side by side (bench/cpu.py)."""
+    rows = [s for s in summary.values() if not s["webhook_delay"] and s.get("cpu_ms_per_message")]
+    if not rows:
+        return []
+    groups = [group for group in rows[0]["cpu_ms_per_message"] if group != BUSY]
+    columns = [f"{s['implementation']}, {s['database']}, {s['instances']} tc" for s in rows]
+    lines = [
+        "",
+        "### Where the pipeline's CPU goes",
+        "",
+        "| CPU ms per message | " + " | ".join(columns) + " |",
+        "|---|" + "---:|" * len(rows),
+    ]
+    for group in groups:
+        lines.append(
+            f"| {group} | " + " | ".join(number(s["cpu_ms_per_message"][group], 2) for s in rows) + " |"
+        )
+    lines += [
+        "| sum of the above | "
+        + " | ".join(number(sum(s["cpu_ms_per_message"][g] or 0 for g in groups), 2) for s in rows)
+        + " |",
+        f"| {BUSY} | " + " | ".join(number(s["cpu_ms_per_message"][BUSY], 2) for s in rows) + " |",
+        "| cores busy on average (of "
+        f"{os.cpu_count()}) | " + " | ".join(number(s.get("cores_busy"), 2) for s in rows) + " |",
+        "",
+        "Each process's user + system CPU time (the kernel's counters, via psutil) from the first "
+        "`receive_message` until the last message is `done`, over the run's messages; medians over "
+        "complete rounds. tc: time_consuming instances, together in one row. The whole machine's busy "
+        "time over the same window covers everything else as well (the kernel, other processes).",
+    ]
     return lines
