@@ -145,11 +145,56 @@ def refuse_network_filesystem(url: str, mounts: str | None = None) -> None:
         )
 
 
-class WorkerDatabase:
-    """What a worker gets from `Database`: its own session, and a liveness check."""
+def insert_if_absent(session: Session, model, **values) -> bool:
+    """INSERT the row unless one with the same key exists; True when it was inserted.
 
-    def __init__(self, session: Session):
-        self.session = session
+    One statement (``INSERT ... ON CONFLICT DO NOTHING``, PostgreSQL and SQLite) in the session's
+    transaction: no savepoint around an insert that may fail, and no IntegrityError to catch.
+    """
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # no portable ON CONFLICT: a savepoint, so a duplicate leaves the transaction usable
+        from sqlalchemy import insert
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            with session.begin_nested():
+                session.execute(insert(model).values(**values))
+        except IntegrityError:
+            return False
+        return True
+    return session.execute(insert(model).values(**values).on_conflict_do_nothing()).rowcount == 1
+
+
+class WorkerDatabase:
+    """What a worker gets from `Database`: its own session, and a liveness check.
+
+    The session is made when the worker first uses it: a worker that needs no database (an event
+    without an id at the receiver) costs no session."""
+
+    def __init__(self, make_session: sessionmaker):
+        self.make_session = make_session
+        self.opened: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self.opened is None:
+            self.opened = self.make_session()
+        return self.opened
+
+    def close(self) -> None:
+        """Rolls back what the worker left uncommitted and returns its connection to the pool."""
+        if self.opened is not None:
+            self.opened.close()
+
+    def invalidate(self) -> None:
+        """Closes the worker's connection outright: the database rolls back and drops its locks now
+        (for a worker killed mid-transaction, whose session cannot be rolled back politely)."""
+        if self.opened is not None:
+            self.opened.invalidate()
 
     def ping(self) -> None:
         """One round trip to the database; raises when it cannot be reached (the health check)."""
@@ -201,7 +246,7 @@ class Database(DependencyProvider):
             log.info("schema: %s", upgrade_in_child(self.migrations, url))
         self.engine = make_engine(url)
         self.make_session = sessionmaker(self.engine, expire_on_commit=False)
-        self.sessions: dict = {}
+        self.workers: dict = {}
 
     def stop(self):
         self.engine.dispose()
@@ -210,10 +255,10 @@ class Database(DependencyProvider):
         self.engine.dispose()
 
     def get_dependency(self, worker_ctx) -> WorkerDatabase:
-        session = self.sessions[worker_ctx] = self.make_session()
-        return WorkerDatabase(session)
+        database = self.workers[worker_ctx] = WorkerDatabase(self.make_session)
+        return database
 
     def worker_teardown(self, worker_ctx):
-        session = self.sessions.pop(worker_ctx, None)
-        if session is not None:
-            session.close()
+        database = self.workers.pop(worker_ctx, None)
+        if database is not None:
+            database.close()

@@ -117,7 +117,8 @@ def store_message(session: Session, new: NewMessage, correlation_id: str | None 
     key) gets the message it stored, a key used for another message a `Conflict`.
 
     The key is unique in the table, so of two concurrent requests with one key only one commits;
-    the other's IntegrityError sends it to read the winner's message.
+    the other's IntegrityError sends it to read the winner's message. A new request, the usual case,
+    is one INSERT per row and no lookup first: only a request seen before pays for the second try.
     """
     key, fingerprint = request_key(new, correlation_id), new.fingerprint()
     message = Message(
@@ -130,20 +131,19 @@ def store_message(session: Session, new: NewMessage, correlation_id: str | None 
     )
     try:
         with session.begin():
-            existing = find_request(session, key)
-            if existing is None:
-                session.add(message)
-                if message.status == PENDING:
-                    event = with_trace_context(heavy_payload_event(message))  # the trace goes on when relayed
-                    session.add(OutboxEvent(event_type="heavy_payload_event", payload=event))
-                session.flush()
-                failpoint("message.before_commit")
+            session.add(message)
+            if message.status == PENDING:
+                event = with_trace_context(heavy_payload_event(message))  # the trace goes on when relayed
+                session.add(OutboxEvent(event_type="heavy_payload_event", payload=event))
+            session.flush()
+            failpoint("message.before_commit")
     except IntegrityError:
         if key is None:
             raise
+        # The key is taken: this request was seen before (or is being stored right now by its twin).
         with session.begin():
             existing = find_request(session, key)
-    if existing is None:
+    else:
         failpoint("message.after_commit")
         return message
     if existing.request_hash != fingerprint:
@@ -242,17 +242,23 @@ def get_message(session: Session, message_id) -> Message:
 ADVANCES_FROM = {OutcomeStatus.DONE: (PENDING, FAILED), OutcomeStatus.FAILED: (PENDING,)}
 
 
-def record_outcome(session: Session, message_id, status, reason: str | None = None) -> Message:
-    """Records time_consuming_service's `payload_processed` report; InvalidInput/NotFound are final."""
+def record_outcome(session: Session, message_id, status, reason: str | None = None) -> bool:
+    """Records time_consuming_service's `payload_processed` report; InvalidInput/NotFound are final.
+
+    True when the message moved; False when it was already past `status` (a late or repeated
+    report). One UPDATE in the usual case: the message is looked up only when nothing moved.
+    """
     if status not in ADVANCES_FROM or lookup_key(message_id) is None:
         raise InvalidInput(f"invalid outcome: message_id {message_id!r}, status {status!r}")
     with session.begin():
-        session.execute(
+        moved = session.execute(
             update(Message)
             .where(Message.id == message_id, Message.status.in_(ADVANCES_FROM[status]))
             .values(status=MessageStatus(status), reason=reason)
-        )
-        return get_message(session, message_id)
+        ).rowcount
+        if not moved:
+            get_message(session, message_id)  # NotFound when there is no such message
+    return bool(moved)
 
 
 def claim_stuck_messages(session: Session, older_than: timedelta, limit: int = 100) -> list[Message]:

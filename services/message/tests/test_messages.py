@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from nameko.amqp.publish import UndeliverableMessage
 
-from common.errors import Conflict, InvalidInput
+from common.errors import Conflict, InvalidInput, NotFound
 from common.schemas import NewMessage
 from message.messages import (
     Base,
@@ -91,14 +91,22 @@ def test_outcomes_only_move_a_message_forward(db):
     done_first = store_message(db(), NewMessage(message="a", payload=1)).id
     failed_first = store_message(db(), NewMessage(message="b", payload=2)).id
 
-    record_outcome(db(), done_first, "done")
-    late_failure = record_outcome(db(), done_first, "failed", "an earlier attempt's report")
-    record_outcome(db(), failed_first, "failed", "webhook refused")
-    replayed = record_outcome(db(), failed_first, "done")
+    moves = [
+        record_outcome(db(), done_first, "done"),
+        record_outcome(db(), done_first, "failed", "an earlier attempt's report"),
+        record_outcome(db(), failed_first, "failed", "webhook refused"),
+        record_outcome(db(), failed_first, "done"),
+    ]
 
-    assert (late_failure.status, replayed.status) == ("done", "done")
+    assert moves == [True, False, True, True]
+    assert [get_message(db(), id_).status for id_ in (done_first, failed_first)] == ["done", "done"]
     with pytest.raises(InvalidInput):
         record_outcome(db(), done_first, "pending")
+
+
+def test_an_outcome_for_an_unknown_message_is_not_found(db):
+    with pytest.raises(NotFound):
+        record_outcome(db(), "9b2f6c1e-0000-4000-8000-000000000000", "done")
 
 
 def test_a_stuck_message_is_claimed_once_per_period(db):

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import DateTime, Integer, String, Text, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from common.contracts import JobState
-from common.db import States
+from common.db import States, insert_if_absent
 from common.keys import lookup_key
 
 PENDING, UPLOADED, NOTIFIED, FAILED = JobState
@@ -80,11 +79,8 @@ def claim_job(session: Session, message_id: str, owner: str, lease: timedelta) -
     release may have failed with the database), another delivery must wait.
     """
     with session.begin():
-        try:
-            with session.begin_nested():
-                session.add(Job(message_id=message_id, state=PENDING, attempts=0))
-        except IntegrityError:
-            pass  # an earlier delivery created it
+        # The first delivery creates the job; a later one finds the row an earlier delivery created.
+        insert_if_absent(session, Job, message_id=message_id, state=PENDING, attempts=0)
         job = session.get(Job, message_id, with_for_update=True, populate_existing=True)
         if job.state == NOTIFIED:
             return None
