@@ -147,7 +147,7 @@ def test_an_abandoned_worker_releases_its_database_session(container_factory, se
         eventlet.sleep(0)
 
     assert database.engine.pool.checkedout() == 0
-    assert database.sessions == {}
+    assert database.workers == {}
     engine = sqlalchemy.create_engine(config["DATABASE_URL"])
     with engine.connect() as connection:
         assert connection.execute(sqlalchemy.text("SELECT count(*) FROM messages")).scalar() == 0

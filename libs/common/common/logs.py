@@ -80,11 +80,12 @@ class WorkerLog(DependencyProvider):
 
     def setup(self):
         self.logger = logging.getLogger(WORKER_LOGGER)
+        self.service_logger = logging.getLogger(f"{self.container.service_name}.worker")
         self.started: dict = {}
         self.context_tokens: dict = {}
 
     def get_dependency(self, worker_ctx):
-        return logging.getLogger(f"{self.container.service_name}.worker")
+        return self.service_logger
 
     def worker_setup(self, worker_ctx):
         self.started[worker_ctx] = time.perf_counter()
@@ -99,10 +100,13 @@ class WorkerLog(DependencyProvider):
 
     def worker_result(self, worker_ctx, result=None, exc_info=None):
         started = self.started.pop(worker_ctx, None)
-        duration_ms = round((time.perf_counter() - started) * 1000, 3) if started else None
         outcome = outcome_of(worker_ctx, exc_info)
+        level = logging.ERROR if outcome == "error" else logging.INFO
+        if not self.logger.isEnabledFor(level):
+            return  # LOG_LEVEL=WARNING: no line, so nothing to build for it
+        duration_ms = round((time.perf_counter() - started) * 1000, 3) if started else None
         self.logger.log(
-            logging.ERROR if outcome == "error" else logging.INFO,
+            level,
             "%s %s.%s %s",
             entrypoint_kind(worker_ctx),
             worker_ctx.service_name,

@@ -85,6 +85,7 @@ class RpcConsumer(nameko.rpc.RpcConsumer):
     def setup(self):
         super().setup()
         self.settings = settings_of(self.container, CommonSettings)
+        self.publish_options = publish_options(self.settings)  # once, not per reply
         with_queue_type(self.queue, self.settings)  # quorum where QUEUE_TYPE says (common.queues)
 
     def handle_result(self, message, result, exc_info):
@@ -97,7 +98,7 @@ class RpcConsumer(nameko.rpc.RpcConsumer):
             message,
             ssl=config.get(AMQP_SSL_CONFIG_KEY),
             login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
-            publish_options=publish_options(self.settings),
+            publish_options=self.publish_options,
         )
         result, exc_info = responder.send_response(result, exc_info)
         # The ack goes to the connection the request came on; after an outage that one is gone,
@@ -160,9 +161,13 @@ class ServiceProxy(nameko.rpc.ServiceProxy):
 
 
 class RpcProxy(nameko.rpc.RpcProxy):
+    def setup(self):
+        super().setup()
+        settings = settings_of(self.container, PublishSettings)
+        self.publish_options = {**publish_options(settings), **self.options}  # once, not per worker
+
     def get_dependency(self, worker_ctx):
-        options = {**publish_options(settings_of(self.container, PublishSettings)), **self.options}
-        return ServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener, **options)
+        return ServiceProxy(worker_ctx, self.target_service, self.rpc_reply_listener, **self.publish_options)
 
 
 class EventDispatcher(nameko.events.EventDispatcher):

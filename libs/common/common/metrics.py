@@ -61,24 +61,34 @@ class Metrics(DependencyProvider):
     def setup(self):
         self.started: dict = {}
         self.port = None
+        # A metric's child for a set of labels, looked up once: prometheus_client's `labels()`
+        # checks and locks on every call, and this runs several times per worker.
+        self.children: dict = {}
+        self.in_flight = IN_FLIGHT.labels(self.container.service_name)
         settings = settings_of(self.container, CommonSettings)
         if settings.METRICS_PORT is not None:
             self.port = serve_metrics(settings.METRICS_PORT, settings.METRICS_ADDRESS)
 
+    def child(self, metric, *labels):
+        key = (metric, *labels)
+        if key not in self.children:
+            self.children[key] = metric.labels(*labels)
+        return self.children[key]
+
     def worker_setup(self, worker_ctx):
         self.started[worker_ctx] = time.perf_counter()
-        IN_FLIGHT.labels(worker_ctx.service_name).inc()
+        self.in_flight.inc()
 
     def worker_result(self, worker_ctx, result=None, exc_info=None):
         labels = (worker_ctx.service_name, worker_ctx.entrypoint.method_name, entrypoint_kind(worker_ctx))
         outcome = outcome_of(worker_ctx, exc_info)
-        CALLS.labels(*labels, outcome).inc()
+        self.child(CALLS, *labels, outcome).inc()
         if outcome == "error":
-            ERRORS.labels(*labels).inc()
+            self.child(ERRORS, *labels).inc()
         started = self.started.get(worker_ctx)
         if started is not None:
-            LATENCY.labels(*labels).observe(time.perf_counter() - started)
+            self.child(LATENCY, *labels).observe(time.perf_counter() - started)
 
     def worker_teardown(self, worker_ctx):
         self.started.pop(worker_ctx, None)
-        IN_FLIGHT.labels(worker_ctx.service_name).dec()
+        self.in_flight.dec()

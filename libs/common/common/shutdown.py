@@ -150,10 +150,10 @@ def abandon(container, worker_ctx, worker):
     except GreenletExit:
         pass
     # Looked up, not imported: a service without a database (sender_service) never loads SQLAlchemy.
-    session_class = getattr(sys.modules.get("sqlalchemy.orm"), "Session", None)
+    worker_database = getattr(sys.modules.get("common.db"), "WorkerDatabase", None)
     for provider in container.dependencies:
         dependency = getattr(worker_ctx.service, provider.attr_name, None)
-        if session_class is not None and isinstance(dependency, session_class):
+        if worker_database is not None and isinstance(dependency, worker_database):
             dependency.invalidate()
     for provider in container.dependencies:
         try:
