@@ -19,7 +19,7 @@ from pathlib import Path
 
 from nameko.extensions import DependencyProvider
 from sqlalchemy import MetaData, String, TypeDecorator, create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,13 +56,16 @@ class UnsupportedDatabase(RuntimeError):
     """The database URL names something this service cannot use safely."""
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, workers: int = 10) -> Engine:
+    """`workers`: the service's max_workers. Each worker holds one connection while it runs
+    (`WorkerDatabase`), so the pool has one per worker, and some to spare."""
     if url.startswith("sqlite"):
-        return sqlite_engine(url)
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        return sqlite_engine(url, workers)
+    # pre-ping: a connection the database dropped (a restart) is replaced at checkout, not failed on
+    return create_engine(url, pool_pre_ping=True, pool_size=workers, max_overflow=10)
 
 
-def sqlite_engine(url: str) -> Engine:
+def sqlite_engine(url: str, workers: int = 10) -> Engine:
     """SQLite for many greenthreads and several processes on one file.
 
     Under eventlet SQLite's own busy wait (`timeout`) is a C call that freezes the whole process,
@@ -77,6 +80,8 @@ def sqlite_engine(url: str) -> Engine:
         # Greenthreads all run on one OS thread, but monkey-patching makes each look like its own.
         # isolation_level None: the driver's own BEGIN (deferred) is replaced by `begin` below.
         connect_args={"check_same_thread": False, "timeout": 0, "isolation_level": None},
+        pool_size=workers,
+        max_overflow=10,
     )
 
     @event.listens_for(engine, "connect")
@@ -173,28 +178,34 @@ class WorkerDatabase:
     """What a worker gets from `Database`: its own session, and a liveness check.
 
     The session is made when the worker first uses it: a worker that needs no database (an event
-    without an id at the receiver) costs no session."""
+    without an id at the receiver) costs no session. It runs on one connection, checked out of the
+    pool (and pinged) once for all the worker's transactions: a session of its own would check out,
+    ping and return a connection per transaction (the time_consuming worker commits three times)."""
 
-    def __init__(self, make_session: sessionmaker):
+    def __init__(self, engine: Engine, make_session: sessionmaker):
+        self.engine = engine
         self.make_session = make_session
+        self.connection: Connection | None = None
         self.opened: Session | None = None
 
     @property
     def session(self) -> Session:
         if self.opened is None:
-            self.opened = self.make_session()
+            self.connection = self.engine.connect()
+            self.opened = self.make_session(bind=self.connection)
         return self.opened
 
     def close(self) -> None:
         """Rolls back what the worker left uncommitted and returns its connection to the pool."""
         if self.opened is not None:
             self.opened.close()
+            self.connection.close()
 
     def invalidate(self) -> None:
         """Closes the worker's connection outright: the database rolls back and drops its locks now
         (for a worker killed mid-transaction, whose session cannot be rolled back politely)."""
-        if self.opened is not None:
-            self.opened.invalidate()
+        if self.connection is not None:
+            self.connection.invalidate()
 
     def ping(self) -> None:
         """One round trip to the database; raises when it cannot be reached (the health check)."""
@@ -244,7 +255,7 @@ class Database(DependencyProvider):
             refuse_network_filesystem(url)
         if settings.DATABASE_AUTO_MIGRATE:
             log.info("schema: %s", upgrade_in_child(self.migrations, url))
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, workers=self.container.max_workers)
         self.make_session = sessionmaker(self.engine, expire_on_commit=False)
         self.workers: dict = {}
 
@@ -255,7 +266,7 @@ class Database(DependencyProvider):
         self.engine.dispose()
 
     def get_dependency(self, worker_ctx) -> WorkerDatabase:
-        database = self.workers[worker_ctx] = WorkerDatabase(self.make_session)
+        database = self.workers[worker_ctx] = WorkerDatabase(self.engine, self.make_session)
         return database
 
     def worker_teardown(self, worker_ctx):

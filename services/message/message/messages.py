@@ -170,7 +170,7 @@ def relay(session: Session, dispatch, limit: int = 100) -> int:
     idempotent. Returns how many were sent.
     """
     failpoint("message.before_relay")
-    sent = 0
+    sent = []
     with session.begin():
         unsent = session.scalars(
             select(OutboxEvent)
@@ -192,9 +192,13 @@ def relay(session: Session, dispatch, limit: int = 100) -> int:
                 )
                 continue
             failpoint("message.before_outbox_mark")
-            event.sent_at = now()
-            sent += 1
-    return sent
+            sent.append(event.id)
+        if sent:  # one UPDATE for the batch, in the transaction that holds the rows' locks
+            session.execute(
+                update(OutboxEvent).where(OutboxEvent.id.in_(sent)).values(sent_at=now()),
+                execution_options={"synchronize_session": False},
+            )
+    return len(sent)
 
 
 class OutboxBacklog:

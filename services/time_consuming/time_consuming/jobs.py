@@ -79,8 +79,19 @@ def claim_job(session: Session, message_id: str, owner: str, lease: timedelta) -
     release may have failed with the database), another delivery must wait.
     """
     with session.begin():
-        # The first delivery creates the job; a later one finds the row an earlier delivery created.
-        insert_if_absent(session, Job, message_id=message_id, state=PENDING, attempts=0)
+        # The first delivery creates the job, claimed: one statement, the usual case. A later one
+        # finds the row an earlier delivery created, and locks it to look at its state and lease.
+        lease_until = now() + lease
+        if insert_if_absent(
+            session,
+            Job,
+            message_id=message_id,
+            state=PENDING,
+            attempts=1,
+            owner=owner,
+            lease_until=lease_until,
+        ):
+            return Claim(owner, PENDING, None)
         job = session.get(Job, message_id, with_for_update=True, populate_existing=True)
         if job.state == NOTIFIED:
             return None
@@ -88,7 +99,7 @@ def claim_job(session: Session, message_id: str, owner: str, lease: timedelta) -
             raise JobBusy(f"job {message_id} is being worked on by {job.owner}")
         if job.state == FAILED:  # a replay: start again from the last step recorded
             job.state = UPLOADED if job.object_key else PENDING
-        job.owner, job.lease_until = owner, now() + lease
+        job.owner, job.lease_until = owner, lease_until
         job.attempts += 1
         job.last_error = None
         return Claim(owner, job.state, job.object_key)
@@ -96,7 +107,8 @@ def claim_job(session: Session, message_id: str, owner: str, lease: timedelta) -
 
 def _advance(session: Session, message_id: str, from_states: tuple, **values) -> bool:
     with session.begin():
-        result = session.execute(
+        # Core's UPDATE on the session's connection: no ORM objects to keep in step with it
+        result = session.connection().execute(
             update(Job).where(Job.message_id == message_id, Job.state.in_(from_states)).values(**values)
         )
     return result.rowcount == 1
