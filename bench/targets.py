@@ -20,24 +20,33 @@ BARE_ECHO = "bare nameko echo"
 Row = tuple[str, str, str, bool]  # what, measured, target, met
 
 
-def ratio(value: float) -> str:
-    return f"{value:.2f}x"
+def ratio(value: float, digits: int = 2) -> str:
+    return f"{value:.{digits}f}x"
 
 
-def percent(value: float) -> str:
-    return f"{100 * value:.0f}%"
+def percent(value: float, digits: int = 0) -> str:
+    return f"{100 * value:.{digits}f}%"
 
 
-def per_second(value: float) -> str:
-    return f"{value:.1f}"
+def per_second(value: float, digits: int = 1) -> str:
+    return f"{value:.{digits}f}"
+
+
+def measured(value: float, target: float, shown) -> str:
+    """`value` as `shown` writes it, with a digit more where it would read the same as a target it misses
+    or meets only unrounded (0.948 is not 0.95x)."""
+    digits = {ratio: 2, percent: 0, per_second: 1}[shown]
+    while shown(value, digits) == shown(target, digits) and value != target and digits < 4:
+        digits += 1
+    return shown(value, digits)
 
 
 def at_least(what: str, value: float, target: float, shown=ratio) -> Row:
-    return (what, shown(value), f">= {shown(target)}", value >= target)
+    return (what, measured(value, target, shown), f">= {shown(target)}", value >= target)
 
 
 def at_most(what: str, value: float, target: float, shown=ratio) -> Row:
-    return (what, shown(value), f"<= {shown(target)}", value <= target)
+    return (what, measured(value, target, shown), f"<= {shown(target)}", value <= target)
 
 
 def rows(results: dict) -> list[Row]:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.targets import rows
+from bench.targets import measured, percent, ratio, rows
 
 pytestmark = pytest.mark.unit
 
@@ -65,3 +65,11 @@ def test_each_figure_is_met_or_not_at_its_threshold_and_options_are_not_targets(
         "RSS: receiver_service vs bare nameko echo": ("1.50x", True),
         "RSS: sender_service vs bare nameko echo": ("1.51x", False),
     }
+
+
+def test_a_figure_that_rounds_to_its_target_shows_the_digit_that_decides():
+    assert measured(0.948, 0.95, ratio) == "0.948x"  # missed: not "0.95x" beside ">= 0.95x", "no"
+    assert measured(0.9501, 0.95, ratio) == "0.9501x"
+    assert measured(0.95, 0.95, ratio) == "0.95x"
+    assert measured(0.94, 0.95, ratio) == "0.94x"
+    assert measured(0.849, 0.85, percent) == "84.9%"
