@@ -37,8 +37,12 @@ def test_a_workers_transactions_check_out_and_ping_one_connection_and_each_commi
 
     with engine.connect() as connection:
         stored = connection.scalars(select(Row.id).order_by(Row.id)).all()
+        # this test's own database only: other shards' tests share the server
         idle = connection.execute(
-            text("SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'")
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE state = 'idle in transaction' AND datname = current_database()"
+            )
         )
         idle_in_transaction = idle.scalar()
     engine.dispose()
