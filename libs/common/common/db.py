@@ -11,6 +11,7 @@ read back a row that is not committed yet.
 
 import logging
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from nameko.extensions import DependencyProvider
 from sqlalchemy import MetaData, String, TypeDecorator, create_engine, event, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -61,8 +62,41 @@ def make_engine(url: str, workers: int = 10) -> Engine:
     (`WorkerDatabase`), so the pool has one per worker, and some to spare."""
     if url.startswith("sqlite"):
         return sqlite_engine(url, workers)
+    url, connect_args = tls_of(url)
     # pre-ping: a connection the database dropped (a restart) is replaced at checkout, not failed on
-    return create_engine(url, pool_pre_ping=True, pool_size=workers, max_overflow=10)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=workers, max_overflow=10, connect_args=connect_args
+    )
+
+
+# libpq's `sslmode` names, in DATABASE_URL, as pg8000's `ssl_context`. Left out, pg8000 tries TLS
+# without verifying the server (a context made per connection) and falls back to plain: `prefer`.
+SSLMODES = ("disable", "prefer", "require", "verify-full")
+
+
+def tls_of(url: str) -> tuple[URL, dict]:
+    """The URL without `sslmode` (pg8000 takes no such argument), and the driver's TLS arguments.
+
+    disable: plain (a database on loopback or a private link: TLS there costs CPU on every query);
+    require: encrypted, the server not verified; verify-full: the system's CAs, or `sslrootcert`'s
+    file, must vouch for the server's certificate and host name. One context per engine.
+    """
+    parsed = make_url(url)
+    mode, root = parsed.query.get("sslmode"), parsed.query.get("sslrootcert")
+    parsed = parsed.difference_update_query(["sslmode", "sslrootcert"])
+    if mode is None or mode == "prefer":
+        return parsed, {}
+    if mode not in SSLMODES or parsed.get_driver_name() != "pg8000":
+        raise UnsupportedDatabase(
+            f"DATABASE_URL: sslmode={mode} for {parsed.drivername}: "
+            f"use postgresql+pg8000:// with sslmode one of {', '.join(SSLMODES)}"
+        )
+    if mode == "disable":
+        return parsed, {"ssl_context": False}
+    context = ssl.create_default_context(cafile=root)
+    if mode == "require":
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    return parsed, {"ssl_context": context}
 
 
 def sqlite_engine(url: str, workers: int = 10) -> Engine:
