@@ -22,6 +22,8 @@ from nameko.rpc import rpc
 from sqlalchemy import JSON, DateTime, String, create_engine, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
+from common.db import tls_of
+
 
 class Base(DeclarativeBase):
     pass
@@ -42,7 +44,9 @@ class Database(DependencyProvider):
     """nameko-sqlalchemy's pattern in a few lines: one engine, a session per worker, closed after."""
 
     def setup(self):
-        self.engine = create_engine(self.container.config["DATABASE_URL"], pool_size=10, max_overflow=10)
+        # the URL's sslmode as the project's services read it: both pipelines talk to PostgreSQL alike
+        url, connect_args = tls_of(self.container.config["DATABASE_URL"])
+        self.engine = create_engine(url, pool_size=10, max_overflow=10, connect_args=connect_args)
         Base.metadata.create_all(self.engine)
         self.sessions = {}
 

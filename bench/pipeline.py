@@ -7,11 +7,13 @@ databases (SQLite files in a temp dir, or PostgreSQL databases created here and 
 bench's S3 server (SeaweedFS, the image `make images` builds; moto's server when Docker cannot run
 it) and a webhook sink in this process on loopback, counting notifications by their Idempotency-Key,
 that answers after `webhook_delay` (0 for the cost rows; a remote webhook's latency for the
-scale-out rows, where the work is I/O-bound). After warm-up messages (two per time_consuming
-instance, not counted), `messages` messages with payloads go to `receive_message`, `in_flight` at
-a time, timed from the first call until `get_message` says every one is `done`. Each round runs
-every setup, in an order rotated by one from the round before, so drift hits every setup alike;
-figures are medians over rounds.
+scale-out rows, where the work is I/O-bound). PostgreSQL is reached with `sslmode=disable` (both
+pipelines, BENCH_POSTGRES_SSLMODE to change it): TLS on loopback only costs CPU. After warm-up
+messages (`in_flight` at once, at least two per time_consuming instance, not counted, so every
+pool holds the connections the measured load uses), `messages` messages with payloads go to
+`receive_message`, `in_flight` at a time, timed from the first call until `get_message` says every
+one is `done`. Each round runs every setup, in an order rotated by one from the round before, so
+drift hits every setup alike; figures are medians over rounds.
 """
 
 import collections
@@ -40,6 +42,8 @@ from bench.processes import AUTH, BIN, MANAGEMENT, Process, nameko_run, wait_con
 from common.topology import handler_queue, rpc_queue
 
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+pg8000://postgres@localhost:5432")
+# the services' TLS to PostgreSQL (common.db.tls_of): on loopback, plain; `prefer` measures pg8000's default
+POSTGRES_SSLMODE = os.environ.get("BENCH_POSTGRES_SSLMODE", "disable")
 DATABASE_PREFIX = "bench_pipeline_"
 SERVICES = ("message", "time_consuming")  # one database each
 S3_IMAGE = "nameko-reference/s3:seaweedfs"
@@ -231,12 +235,13 @@ def purge_event_queues(vhost: str):
             requests.delete(f"{MANAGEMENT}/queues/{vhost}/{queue['name']}/contents", auth=AUTH, timeout=10)
 
 
-def warm_up(message_service, sink, instances, timeout=60):
-    """Messages through the whole flow first, two per time_consuming instance (the broker hands them
-    out in turn): every process's connections opened, code loaded, first queries compiled."""
+def warm_up(message_service, sink, count, timeout=60):
+    """`count` messages at once through the whole flow first: every process's code loaded, first
+    queries compiled, and its pool holding the connections that as many messages in flight use (a
+    connection opened while measuring costs a TLS handshake, or at least a backend's start)."""
     replies = [
         message_service.receive_message.call_async({"message": "warm-up", "payload": {}})
-        for _ in range(2 * instances)
+        for _ in range(count)
     ]
     deadline = time.perf_counter() + timeout
     for reply in replies:
@@ -244,6 +249,15 @@ def warm_up(message_service, sink, instances, timeout=60):
         while message_service.get_message(id_)["status"] == "pending" and time.perf_counter() < deadline:
             time.sleep(POLL_SECONDS)
     sink.keys.clear()
+
+
+def warm_up_count(in_flight, instances):
+    return max(in_flight, 2 * instances)  # the broker hands events out in turn: two reach each instance
+
+
+def service_url(url):
+    """The URL a service gets: the bench's sslmode on PostgreSQL (the bare pipeline honours it too)."""
+    return url if url.startswith("sqlite") else f"{url}?sslmode={POSTGRES_SSLMODE}"
 
 
 def send_and_wait(message_service, messages, in_flight, timeout, advance):
@@ -361,7 +375,7 @@ def run_once(setup: Setup, amqp_uri, vhost, in_flight, timeout, log_dir, sink, s
                     {
                         **env,
                         **workers,
-                        "DATABASE_URL": urls[service],
+                        "DATABASE_URL": service_url(urls[service]),
                         "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
                     },
                     directory,
@@ -372,7 +386,7 @@ def run_once(setup: Setup, amqp_uri, vhost, in_flight, timeout, log_dir, sink, s
             wait_consumers(vhost, [implementation.work_queue], minimum=setup.instances)
             with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster:
                 message_service = getattr(cluster, implementation.message_service)
-                warm_up(message_service, sink, setup.instances)
+                warm_up(message_service, sink, warm_up_count(in_flight, setup.instances))
                 meter = CpuMeter(
                     {
                         f"{service}_service": [p.process.pid for p in processes if p.name.startswith(service)]
@@ -401,7 +415,9 @@ def run_once(setup: Setup, amqp_uri, vhost, in_flight, timeout, log_dir, sink, s
         "processes_alive": alive,
         "rss_mib": rss,
         # every process's transactions, warm-up and get_message polls included: the commits a message costs
-        "commits_per_message": commits / (setup.messages + 2 * setup.instances) if commits else None,
+        "commits_per_message": commits / (setup.messages + warm_up_count(in_flight, setup.instances))
+        if commits
+        else None,
         "database_is_locked": sum(
             process.log_path.read_text(errors="replace").count("database is locked") for process in processes
         ),
@@ -491,6 +507,7 @@ def measure_pipeline(amqp_uri, vhost, args, log_dir, progress) -> dict:
             "webhook_delay_ms": args.webhook_delay_ms,
             "scale_workers": args.scale_workers,
             "in_flight": args.in_flight,
+            "postgres_sslmode": POSTGRES_SSLMODE,
             "timeout_s": args.pipeline_timeout,
             "s3": s3_kind,
         },
@@ -590,7 +607,9 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
     lines += [
         "",
         f"{settings['messages']} messages with payloads per run, {settings['in_flight']} `receive_message` "
-        "calls in flight, after two warm-up messages per time_consuming instance; every run with fresh "
+        f"calls in flight, after {settings['in_flight']} warm-up messages at once (at least two per "
+        "time_consuming instance); PostgreSQL with "
+        f"`sslmode={settings.get('postgres_sslmode', 'prefer')}` for both pipelines; every run with fresh "
         "databases, its services as "
         f"`nameko run` processes, S3: {settings['s3']}, a webhook on loopback answering at once. "
         "messages/s: from the first call until every message is `done`; time-to-done: message_service's "
