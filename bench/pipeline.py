@@ -106,6 +106,7 @@ class Setup:
     webhook_delay: float  # seconds
     messages: int
     workers: int | None = None  # each time_consuming instance's max_workers; None: nameko's 10
+    sslmode: str | None = None  # PostgreSQL's, for this setup only; None: the bench's (POSTGRES_SSLMODE)
 
     @property
     def label(self) -> str:
@@ -113,7 +114,8 @@ class Setup:
         plural = "s" if self.instances > 1 else ""
         workers = f" of {self.workers} workers" if self.workers else ""
         instances = f"{self.instances} time_consuming{plural}{workers}"
-        return f"{self.implementation}, {self.database}, {instances}{delay}"
+        database = f"{self.database} over TLS (sslmode={self.sslmode})" if self.sslmode else self.database
+        return f"{self.implementation}, {database}, {instances}{delay}"
 
 
 def setups(messages: int, scale_messages: int, webhook_delay: float, scale_workers: int) -> list[Setup]:
@@ -125,6 +127,8 @@ def setups(messages: int, scale_messages: int, webhook_delay: float, scale_worke
         Setup("bare", "PostgreSQL", 1, 0.0, messages),
         Setup("project", "PostgreSQL", 2, 0.0, messages),
         Setup("bare", "PostgreSQL", 2, 0.0, messages),
+        # what TLS to PostgreSQL costs: pg8000's default, the row above it but for the sslmode
+        Setup("project", "PostgreSQL", 2, 0.0, messages, sslmode="prefer"),
     ]
     scale_out = [
         Setup(implementation, "PostgreSQL", instances, webhook_delay, scale_messages, scale_workers)
@@ -255,9 +259,10 @@ def warm_up_count(in_flight, instances):
     return max(in_flight, 2 * instances)  # the broker hands events out in turn: two reach each instance
 
 
-def service_url(url):
-    """The URL a service gets: the bench's sslmode on PostgreSQL (the bare pipeline honours it too)."""
-    return url if url.startswith("sqlite") else f"{url}?sslmode={POSTGRES_SSLMODE}"
+def service_url(url, sslmode=None):
+    """The URL a service gets: on PostgreSQL with the setup's sslmode, else the bench's (both
+    pipelines honour it: common.db.tls_of)."""
+    return url if url.startswith("sqlite") else f"{url}?sslmode={sslmode or POSTGRES_SSLMODE}"
 
 
 def send_and_wait(message_service, messages, in_flight, timeout, advance):
@@ -375,7 +380,7 @@ def run_once(setup: Setup, amqp_uri, vhost, in_flight, timeout, log_dir, sink, s
                     {
                         **env,
                         **workers,
-                        "DATABASE_URL": service_url(urls[service]),
+                        "DATABASE_URL": service_url(urls[service], setup.sslmode),
                         "WEB_SERVER_ADDRESS": f"127.0.0.1:{free_port()}",
                     },
                     directory,
@@ -523,10 +528,10 @@ def number(value, digits=0):
 
 
 def bare_counterpart(summary, setup) -> dict | None:
-    """The bare pipeline's row with the same database, instances and webhook."""
+    """The bare pipeline's row with the same database, TLS, instances and webhook."""
     for other in summary.values():
         if other["implementation"] == "bare" and all(
-            other[key] == setup[key] for key in ("database", "instances", "webhook_delay")
+            other.get(key) == setup.get(key) for key in ("database", "sslmode", "instances", "webhook_delay")
         ):
             return other
     return None
@@ -618,6 +623,7 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
         "databases (every process's transactions, the warm-up and `get_message` polls included) per "
         "message. Targets: PostgreSQL at 0.7x of bare or better, 100 messages/s or more "
         "with 2 time_consuming instances.",
+        *report_tls(summary),
         *report_cpu(summary),
         "",
         f"## Pipeline scale-out: webhook answering in {settings['webhook_delay_ms']:.0f} ms (I/O-bound)",
@@ -688,13 +694,50 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
     return lines
 
 
+def report_tls(summary) -> list[str]:
+    """Each setup over TLS beside the same setup in plain: what encrypting every query costs."""
+    lines = []
+    for s in summary.values():
+        plain = next(
+            (
+                other
+                for other in summary.values()
+                if not other.get("sslmode")
+                and all(
+                    other[key] == s[key]
+                    for key in ("implementation", "database", "instances", "webhook_delay")
+                )
+            ),
+            None,
+        )
+        if (
+            not s.get("sslmode")
+            or not plain
+            or not s["median_messages_per_s"]
+            or not plain["median_messages_per_s"]
+        ):
+            continue
+        cpu, plain_cpu = s["cpu_ms_per_message"][BUSY], plain["cpu_ms_per_message"][BUSY]
+        lines.append(
+            f"TLS to PostgreSQL, {s['implementation']} with {s['instances']} time_consuming instances: "
+            f"`sslmode={s['sslmode']}` {s['median_messages_per_s']:.1f} messages/s against "
+            f"{plain['median_messages_per_s']:.1f} in plain "
+            f"({s['median_messages_per_s'] / plain['median_messages_per_s']:.2f}x), the whole machine's "
+            f"CPU per message {cpu:.1f} ms against {plain_cpu:.1f} ms (+{100 * (cpu / plain_cpu - 1):.0f}%)."
+        )
+    return ["", *lines] if lines else []
+
+
 def report_cpu(summary) -> list[str]:
     """CPU per message by process group, the cost rows side by side (bench/cpu.py)."""
     rows = [s for s in summary.values() if not s["webhook_delay"] and s.get("cpu_ms_per_message")]
     if not rows:
         return []
     groups = [group for group in rows[0]["cpu_ms_per_message"] if group != BUSY]
-    columns = [f"{s['implementation']}, {s['database']}, {s['instances']} tc" for s in rows]
+    columns = [
+        f"{s['implementation']}, {s['database']}{' TLS' if s.get('sslmode') else ''}, {s['instances']} tc"
+        for s in rows
+    ]
     lines = [
         "",
         "### Where the pipeline's CPU goes",

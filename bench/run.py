@@ -35,7 +35,7 @@ from bench.memory import measure_imports, report_memory
 from bench.pipeline import PLOT, free_port, measure_pipeline, plot_scale_out, report_pipeline
 from bench.processes import ROOT, Process, nameko_run, wait_consumers
 from bench.profile import profiled, py_spy_works, report_profile
-from bench.targets import report_targets
+from bench.targets import report_targets, versus_baseline
 from common.topology import rpc_queue
 from testkit.rabbit import RabbitAdmin
 
@@ -142,14 +142,23 @@ def measure_rpc(targets, rounds, sequential, pipelined, progress):
             result["pipelined"].append(pipelined / (time.perf_counter() - started))
             progress.advance(task)
     summary = {}
-    for label, result in results.items():
-        latencies = sorted(result["latencies"])
-        summary[label] = {
+    for target in targets:
+        result, latencies = results[target.label], sorted(results[target.label]["latencies"])
+        base = results[target.baseline or target.label]
+        summary[target.label] = {
             "sequential_calls_per_s": statistics.median(result["sequential"]),
             "pipelined_calls_per_s": statistics.median(result["pipelined"]),
+            # paired: each round's rate over the baseline's in the same round, the median of those,
+            # so a slow stretch of the machine weighs on both sides of a ratio, not on one
+            **{
+                f"{kind}_vs_baseline": statistics.median(
+                    mine / theirs for mine, theirs in zip(result[kind], base[kind], strict=True)
+                )
+                for kind in ("sequential", "pipelined")
+            },
             "p50_ms": 1000 * latencies[len(latencies) // 2],
             "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
-            "baseline": next(t.baseline for t in targets if t.label == label),
+            "baseline": target.baseline,
         }
     return summary
 
@@ -234,7 +243,8 @@ def report_rpc(rpc, events, settings) -> list[str]:
         "",
         f"`make bench` on {os.cpu_count()} cores, {settings['rounds']} interleaved rounds, medians; "
         f"{settings['sequential']} sequential + {settings['pipelined']} pipelined (100 in flight) calls"
-        " per round.",
+        " per round. vs baseline: the median over rounds of each round's ratio to the baseline's rate "
+        "in that round.",
         "",
         "## RPC round trip",
         "",
@@ -244,10 +254,9 @@ def report_rpc(rpc, events, settings) -> list[str]:
     ]
     for label, r in rpc.items():
         sequential, pipelined = r["sequential_calls_per_s"], r["pipelined_calls_per_s"]
-        base = rpc[r["baseline"]] if r["baseline"] else r
         lines.append(
-            f"| {label} | {sequential:.0f} | {ratio(sequential, base['sequential_calls_per_s'])} "
-            f"| {pipelined:.0f} | {ratio(pipelined, base['pipelined_calls_per_s'])} "
+            f"| {label} | {sequential:.0f} | {versus_baseline(rpc, label, 'sequential'):.2f}x "
+            f"| {pipelined:.0f} | {versus_baseline(rpc, label, 'pipelined'):.2f}x "
             f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['baseline'] or '-'} |"
         )
     bare_events = events["nameko EventDispatcher"]["events_per_s"]
@@ -495,7 +504,7 @@ def main(argv=None) -> int:
         "imports: import costs; profile: py-spy of the receiver and the echo); the other parts' last "
         "results are kept",
     )
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=11, help="rounds of the RPC and event figures")
     parser.add_argument("--sequential", type=int, default=200)
     parser.add_argument("--pipelined", type=int, default=600)
     parser.add_argument("--events", type=int, default=1000)

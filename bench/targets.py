@@ -49,17 +49,25 @@ def at_most(what: str, value: float, target: float, shown=ratio) -> Row:
     return (what, measured(value, target, shown), f"<= {shown(target)}", value <= target)
 
 
+def versus_baseline(rpc: dict, label: str, kind: str) -> float:
+    """An RPC row's rate against its baseline's: the median of the rounds' paired ratios where the
+    results have it (bench/run.py), else (results from before) the ratio of the two medians."""
+    r = rpc[label]
+    if f"{kind}_vs_baseline" in r:
+        return r[f"{kind}_vs_baseline"]
+    base = rpc[r["baseline"]] if r["baseline"] else r
+    return r[f"{kind}_calls_per_s"] / base[f"{kind}_calls_per_s"]
+
+
 def rows(results: dict) -> list[Row]:
     """Every target the results have figures for."""
     found = []
     rpc = results.get("rpc", {})
-    for label, r in rpc.items():
+    for label in rpc:
         if PROJECT not in label or NOT_TARGETED in label:
             continue
-        base = rpc[r["baseline"]]
         for kind in ("sequential", "pipelined"):
-            value = r[f"{kind}_calls_per_s"] / base[f"{kind}_calls_per_s"]
-            found.append(at_least(f"{label}, {kind}", value, RPC_RATIO))
+            found.append(at_least(f"{label}, {kind}", versus_baseline(rpc, label, kind), RPC_RATIO))
     events = results.get("events", {})
     bare = events.get("nameko EventDispatcher", {}).get("events_per_s")
     for label, e in events.items():
@@ -69,7 +77,7 @@ def rows(results: dict) -> list[Row]:
     cost = {
         (s["implementation"], s["instances"]): s["median_messages_per_s"]
         for s in summary.values()
-        if s["database"] == "PostgreSQL" and not s["webhook_delay"]
+        if s["database"] == "PostgreSQL" and not s["webhook_delay"] and not s.get("sslmode")
     }
     for instances in (1, 2):
         project, bare_rate = cost.get(("project", instances)), cost.get(("bare", instances))
