@@ -723,7 +723,7 @@ def report_tls(summary) -> list[str]:
             f"`sslmode={s['sslmode']}` {s['median_messages_per_s']:.1f} messages/s against "
             f"{plain['median_messages_per_s']:.1f} in plain "
             f"({s['median_messages_per_s'] / plain['median_messages_per_s']:.2f}x), the whole machine's "
-            f"CPU per message {cpu:.1f} ms against {plain_cpu:.1f} ms (+{100 * (cpu / plain_cpu - 1):.0f}%)."
+            f"CPU per message {cpu:.1f} ms against {plain_cpu:.1f} ms ({100 * (cpu / plain_cpu - 1):+.0f}%)."
         )
     return ["", *lines] if lines else []
 
