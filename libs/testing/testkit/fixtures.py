@@ -8,6 +8,7 @@ their name and removed.
 
 import os
 import uuid
+from collections.abc import Callable
 from urllib.parse import urlparse
 
 import pytest
@@ -165,14 +166,26 @@ def s3(s3_server):
 def sqlite_sessions(tmp_path):
     """Sessions on a fresh SQLite file with `metadata`'s tables, the engine configured as the services
     configure theirs (WAL, BEGIN IMMEDIATE): the fast tier for the domain functions, no server.
-    Call the factory for each operation: a worker gets a fresh session, so must a test."""
+    Call the factory for each operation: a worker gets a fresh session, so must a test. Each call
+    closes the session the call before made, as WorkerDatabase closes a worker's at its teardown:
+    left to the garbage collector (a Session sits in a reference cycle), a read's transaction kept
+    SQLite's write lock (every BEGIN is IMMEDIATE), and the next operation failed with `database is
+    locked` (seen once in a full `make test`)."""
     engines = []
 
-    def make(metadata) -> sessionmaker[Session]:
+    def make(metadata) -> Callable[[], Session]:
         engine = make_engine(f"sqlite:///{tmp_path}/domain-{len(engines)}.sqlite3")
         engines.append(engine)
         metadata.create_all(engine)
-        return sessionmaker(engine, expire_on_commit=False)
+        sessions, last = sessionmaker(engine, expire_on_commit=False), []
+
+        def session() -> Session:
+            while last:
+                last.pop().close()
+            last.append(sessions())
+            return last[0]
+
+        return session
 
     yield make
     for engine in engines:

@@ -1,5 +1,6 @@
 """The message domain (`message.messages`) on SQLite: intake, outbox, outcomes. No broker, no server."""
 
+import gc
 from datetime import timedelta
 
 import pytest
@@ -47,6 +48,18 @@ def test_a_message_without_a_payload_is_received_and_sends_nothing(db):
 
     assert get_message(db(), message.id).status == "received"
     assert outbox(db()) == []
+
+
+def test_each_operations_session_is_closed_before_the_next_so_a_read_holds_no_lock(db):
+    # with the garbage collector off, a session dropped but not closed keeps its read transaction,
+    # and with it SQLite's write lock (BEGIN IMMEDIATE): the next operation would be refused
+    gc.disable()
+    try:
+        message = store_message(db(), NewMessage(message="hi"))
+        assert get_message(db(), message.id).status == "received"
+        assert outbox(db()) == []
+    finally:
+        gc.enable()
 
 
 def test_one_request_key_stores_one_message_and_another_body_with_it_is_a_conflict(db):
