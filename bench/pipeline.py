@@ -8,7 +8,7 @@ bench's S3 server (SeaweedFS, the image `make images` builds; moto's server when
 it) and a webhook sink in this process on loopback, counting notifications by their Idempotency-Key,
 that answers after `webhook_delay` (0 for the cost rows; a remote webhook's latency for the
 scale-out rows, where the work is I/O-bound). PostgreSQL is reached with `sslmode=disable` (both
-pipelines, BENCH_POSTGRES_SSLMODE to change it): TLS on loopback only costs CPU. After warm-up
+pipelines, BENCH_POSTGRES_SSLMODE to change it); one row runs over TLS to show what it costs. After warm-up
 messages (`in_flight` at once, at least two per time_consuming instance, not counted, so every
 pool holds the connections the measured load uses), `messages` messages with payloads go to
 `receive_message`, `in_flight` at a time, timed from the first call until `get_message` says every
@@ -42,7 +42,7 @@ from bench.processes import AUTH, BIN, MANAGEMENT, Process, nameko_run, wait_con
 from common.topology import handler_queue, rpc_queue
 
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+pg8000://postgres@localhost:5432")
-# the services' TLS to PostgreSQL (common.db.tls_of): on loopback, plain; `prefer` measures pg8000's default
+# the services' TLS to PostgreSQL (common.db.tls_of): plain on loopback; `prefer` is pg8000's default
 POSTGRES_SSLMODE = os.environ.get("BENCH_POSTGRES_SSLMODE", "disable")
 DATABASE_PREFIX = "bench_pipeline_"
 SERVICES = ("message", "time_consuming")  # one database each
@@ -242,7 +242,7 @@ def purge_event_queues(vhost: str):
 def warm_up(message_service, sink, count, timeout=60):
     """`count` messages at once through the whole flow first: every process's code loaded, first
     queries compiled, and its pool holding the connections that as many messages in flight use (a
-    connection opened while measuring costs a TLS handshake, or at least a backend's start)."""
+    connection opened while measuring would charge its backend's start to the run)."""
     replies = [
         message_service.receive_message.call_async({"message": "warm-up", "payload": {}})
         for _ in range(count)
@@ -355,6 +355,7 @@ def s3_client(endpoint):
 
 def run_once(setup: Setup, amqp_uri, vhost, in_flight, timeout, log_dir, sink, s3_endpoint, advance) -> dict:
     implementation = IMPLEMENTATIONS[setup.implementation]
+    warm_ups = warm_up_count(in_flight, setup.instances)
     directory = Path(tempfile.mkdtemp(prefix=f"pipeline-{setup.implementation}-", dir=log_dir))
     sink.delay = setup.webhook_delay
     with fresh_databases(setup.database, directory) as urls:
@@ -391,7 +392,7 @@ def run_once(setup: Setup, amqp_uri, vhost, in_flight, timeout, log_dir, sink, s
             wait_consumers(vhost, [implementation.work_queue], minimum=setup.instances)
             with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster:
                 message_service = getattr(cluster, implementation.message_service)
-                warm_up(message_service, sink, warm_up_count(in_flight, setup.instances))
+                warm_up(message_service, sink, warm_ups)
                 meter = CpuMeter(
                     {
                         f"{service}_service": [p.process.pid for p in processes if p.name.startswith(service)]
@@ -420,9 +421,7 @@ def run_once(setup: Setup, amqp_uri, vhost, in_flight, timeout, log_dir, sink, s
         "processes_alive": alive,
         "rss_mib": rss,
         # every process's transactions, warm-up and get_message polls included: the commits a message costs
-        "commits_per_message": commits / (setup.messages + warm_up_count(in_flight, setup.instances))
-        if commits
-        else None,
+        "commits_per_message": commits / (setup.messages + warm_ups) if commits else None,
         "database_is_locked": sum(
             process.log_path.read_text(errors="replace").count("database is locked") for process in processes
         ),
@@ -527,14 +526,17 @@ def number(value, digits=0):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+SETUP_KEYS = ("implementation", "database", "sslmode", "instances", "webhook_delay")
+
+
+def counterpart(summary, setup, **differing) -> dict | None:
+    """The row that is `setup` but for `differing`: bare's (implementation="bare"), plain's (sslmode=None)."""
+    wanted = {key: differing.get(key, setup.get(key)) for key in SETUP_KEYS}
+    return next((s for s in summary.values() if all(s.get(k) == v for k, v in wanted.items())), None)
+
+
 def bare_counterpart(summary, setup) -> dict | None:
-    """The bare pipeline's row with the same database, TLS, instances and webhook."""
-    for other in summary.values():
-        if other["implementation"] == "bare" and all(
-            other.get(key) == setup.get(key) for key in ("database", "sslmode", "instances", "webhook_delay")
-        ):
-            return other
-    return None
+    return counterpart(summary, setup, implementation="bare")
 
 
 def scale_out(summary) -> dict:
@@ -698,24 +700,8 @@ def report_tls(summary) -> list[str]:
     """Each setup over TLS beside the same setup in plain: what encrypting every query costs."""
     lines = []
     for s in summary.values():
-        plain = next(
-            (
-                other
-                for other in summary.values()
-                if not other.get("sslmode")
-                and all(
-                    other[key] == s[key]
-                    for key in ("implementation", "database", "instances", "webhook_delay")
-                )
-            ),
-            None,
-        )
-        if (
-            not s.get("sslmode")
-            or not plain
-            or not s["median_messages_per_s"]
-            or not plain["median_messages_per_s"]
-        ):
+        plain = counterpart(summary, s, sslmode=None) if s.get("sslmode") else None
+        if not plain or not s["median_messages_per_s"] or not plain["median_messages_per_s"]:
             continue
         cpu, plain_cpu = s["cpu_ms_per_message"][BUSY], plain["cpu_ms_per_message"][BUSY]
         lines.append(

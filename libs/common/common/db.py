@@ -77,7 +77,7 @@ SSLMODES = ("disable", "prefer", "require", "verify-full")
 def tls_of(url: str) -> tuple[URL, dict]:
     """The URL without `sslmode` (pg8000 takes no such argument), and the driver's TLS arguments.
 
-    disable: plain (a database on loopback or a private link: TLS there costs CPU on every query);
+    disable: plain (a database on loopback or a private link of your own);
     require: encrypted, the server not verified; verify-full: the system's CAs, or `sslrootcert`'s
     file, must vouch for the server's certificate and host name. One context per engine.
     """
