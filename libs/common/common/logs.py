@@ -32,6 +32,11 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, service: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.service = service
+        # The lines carry no thread or process fields, so records need not collect them. Under
+        # eventlet each worker is a new greenthread, and its first record's `current_thread()`
+        # lists every thread and wraps the greenthread: a third of a worker's log line (bench/run.py
+        # "Per-call cost of each provider").
+        logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 
     def format(self, record: logging.LogRecord) -> str:
         line = {

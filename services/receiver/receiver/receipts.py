@@ -22,15 +22,16 @@ class Receipt(Base):
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-def record_receipt(session: Session, event) -> bool:
-    """Record an event that carries an `id`; False when that id was already recorded.
+def receipt_of(event) -> Receipt | None:
+    """The receipt to record for an event; None for one without an `id`.
 
     RabbitMQ redelivers a request whose worker died before acking it, so the same event can
-    arrive twice: the primary key turns the second insert into a no-op.
-    Events without an `id` cannot be told apart from a redelivery, so they are not recorded.
+    arrive twice: its `id` is the receipt's primary key, which turns the second insert into a no-op.
+    Events without an `id` cannot be told apart from a redelivery, so they are not recorded, and
+    their worker never opens a database connection.
     """
     if not isinstance(event, dict) or "id" not in event:
-        return False
+        return None
     event_id = lookup_key(event["id"])
     if event_id is None:
         raise InvalidInput(f"event id must be a string or integer of 1..{MAX_KEY_CHARS} chars, without NUL")
@@ -38,9 +39,14 @@ def record_receipt(session: Session, event) -> bool:
         strict_json_size(event)
     except ValueError:
         raise InvalidInput("event must be JSON: NaN and Infinity are not") from None
+    return Receipt(event_id=event_id, event=event, received_at=datetime.now(UTC))
+
+
+def record_receipt(session: Session, receipt: Receipt) -> bool:
+    """Records a receipt once; False when its event id was already recorded."""
     try:
         with session.begin():
-            session.add(Receipt(event_id=event_id, event=event, received_at=datetime.now(UTC)))
+            session.add(receipt)
     except IntegrityError:
         return False
     return True

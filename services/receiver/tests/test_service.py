@@ -5,7 +5,9 @@ import time
 import pytest
 from nameko.extensions import DependencyProvider
 from nameko.standalone.rpc import ClusterRpcProxy
+from sqlalchemy import event
 
+from common.db import Database
 from receiver.service import ReceiverService
 
 
@@ -41,10 +43,13 @@ def start_receiver(container_factory, service_config):
         config = service_config("receiver", **overrides)
         container = container_factory(ObservedReceiver, config)
         container.start()
-        in_flight = next(dep for dep in container.dependencies if isinstance(dep, InFlightWorkers))
-        return config, in_flight
+        return config, container
 
     return start
+
+
+def dependency(container, kind):
+    return next(dep for dep in container.dependencies if isinstance(dep, kind))
 
 
 def test_receive_event_replies_with_the_article_string(start_receiver):
@@ -54,6 +59,22 @@ def test_receive_event_replies_with_the_article_string(start_receiver):
         reply = cluster_rpc.receiver_service.receive_event({"message": "Hello World!!"})
 
     assert reply == "Event Received: {'message': 'Hello World!!'}"
+
+
+def test_an_event_without_an_id_takes_no_database_connection(start_receiver):
+    """It records nothing, so its worker does not check a connection out of the pool (which pings
+    PostgreSQL): the article's call costs what a bare echo costs."""
+    config, container = start_receiver()
+    checkouts = []
+    event.listen(dependency(container, Database).engine, "checkout", lambda *_: checkouts.append(1))
+
+    with ClusterRpcProxy(config, timeout=10) as cluster_rpc:
+        for _ in range(3):
+            cluster_rpc.receiver_service.receive_event({"message": "Hello World!!"})
+        no_id = len(checkouts)
+        cluster_rpc.receiver_service.receive_event({"id": "evt-1", "message": "Hello World!!"})
+
+    assert (no_id, len(checkouts)) == (0, 1)
 
 
 def test_an_event_delivered_twice_is_recorded_once(start_receiver):
@@ -77,7 +98,8 @@ def call_concurrently(config, count: int) -> list[str]:
 
 @pytest.mark.parametrize(("max_workers", "calls"), [(10, 20), (1, 5)])
 def test_max_workers_bounds_how_many_calls_run_at_once(start_receiver, max_workers, calls):
-    config, in_flight = start_receiver(max_workers=max_workers)
+    config, container = start_receiver(max_workers=max_workers)
+    in_flight = dependency(container, InFlightWorkers)
     in_flight.hold_until = max_workers
 
     replies = call_concurrently(config, calls)
