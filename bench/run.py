@@ -35,6 +35,7 @@ from bench.memory import measure_imports, report_memory
 from bench.pipeline import PLOT, free_port, measure_pipeline, plot_scale_out, report_pipeline
 from bench.processes import ROOT, Process, nameko_run, wait_consumers
 from bench.profile import profiled, py_spy_works, report_profile
+from bench.providers import measure_providers, report_providers
 from bench.targets import report_targets, versus_baseline
 from common.topology import rpc_queue
 from testkit.rabbit import RabbitAdmin
@@ -215,6 +216,8 @@ def report(results) -> str:
         lines += report_pipeline(results["pipeline"], results.get("floors"))
     if "profile" in results:
         lines += report_profile(results["profile"])
+    if "providers" in results:
+        lines += report_providers(results["providers"], results.get("rpc"))
     if "rss_mib" in results:
         lines += report_memory(
             results["rss_mib"], pipeline_rss(results.get("pipeline")), results.get("imports")
@@ -485,6 +488,7 @@ def measure(args, results):
                 )
                 results["pipeline"] = measure_pipeline(amqp_uri, vhost, args, log_dir, progress)
         if args.only in (None, "profile"):
+            results["providers"] = measure_providers(args.rounds, log_dir)
             if py_spy_works():
                 results["profile"] = measure_profile_part(amqp_uri, vhost, args, log_dir)
             else:
@@ -501,8 +505,8 @@ def main(argv=None) -> int:
         "--only",
         choices=PARTS,
         help="run one part (rpc: RPC round trips, events, memory; pipeline: the pipeline and the floors; "
-        "imports: import costs; profile: py-spy of the receiver and the echo); the other parts' last "
-        "results are kept",
+        "imports: import costs; profile: py-spy of the receiver and the echo, each provider's cost per "
+        "worker); the other parts' last results are kept",
     )
     parser.add_argument("--rounds", type=int, default=11, help="rounds of the RPC and event figures")
     parser.add_argument("--sequential", type=int, default=200)

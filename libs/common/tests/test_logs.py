@@ -4,10 +4,10 @@ import json
 import logging
 
 import pytest
+from nameko.testing.services import entrypoint_hook
 
-from common.logs import JsonFormatter
-
-pytestmark = pytest.mark.unit
+from common.entrypoints import rpc
+from common.logs import WORKER_LOGGER, JsonFormatter, WorkerLog
 
 
 @pytest.fixture
@@ -17,6 +17,7 @@ def restore_record_flags():
     logging.logThreads, logging.logProcesses, logging.logMultiprocessing = flags
 
 
+@pytest.mark.unit
 def test_a_line_is_json_with_the_service_and_the_extra_fields(restore_record_flags):
     formatter = JsonFormatter(service="receiver_service")
     record = logging.makeLogRecord({"name": "x", "levelname": "INFO", "msg": "hi %s", "args": ("there",)})
@@ -32,6 +33,7 @@ def test_a_line_is_json_with_the_service_and_the_extra_fields(restore_record_fla
     assert not {"thread", "threadName", "process", "processName"} & set(line)
 
 
+@pytest.mark.unit
 def test_records_no_longer_collect_threads_or_processes_once_it_is_configured(restore_record_flags):
     """Under eventlet `threading.current_thread()` in each worker's first record is a third of its line."""
     JsonFormatter(service="receiver_service")
@@ -39,3 +41,29 @@ def test_records_no_longer_collect_threads_or_processes_once_it_is_configured(re
     record = logging.makeLogRecord({})
 
     assert (record.threadName, record.processName, record.process) == (None, None, None)
+
+
+class Logged:
+    name = "logged"
+
+    log = WorkerLog()
+
+    @rpc
+    def hello(self):
+        return "hi"
+
+
+@pytest.mark.parametrize(("level", "worker_lines"), [("INFO", 1), ("WARNING", 0)])
+def test_a_worker_logs_its_line_at_info_and_none_at_warning(
+    container_factory, amqp_uri, caplog, level, worker_lines
+):
+    """LOG_LEVEL=WARNING drops the one line per worker, the largest per-call cost of the project's
+    providers (docs/benchmarks.md)."""
+    container = container_factory(Logged, {"AMQP_URI": amqp_uri})
+    container.start()
+    caplog.set_level(level, logger=WORKER_LOGGER)
+
+    with entrypoint_hook(container, "hello") as hello:
+        assert hello() == "hi"
+
+    assert len([r for r in caplog.records if r.name == WORKER_LOGGER]) == worker_lines

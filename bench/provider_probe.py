@@ -1,0 +1,103 @@
+"""Per worker: what each of the receiver's dependency providers costs, in microseconds (the probe).
+
+The receiver's providers (structured log line, metrics, graceful shutdown, tracing, database,
+settings) run hooks for every worker: `get_dependency`, `worker_setup`, `worker_result`,
+`worker_teardown`. Their sum is the receiver's own work per call over a bare nameko echo, the
+part of the RPC rows' gap that the project can cut. They are timed here in one process, with the
+receiver's container and its config.yaml (logging to a file, as `nameko run` to its log), and no
+broker traffic, so the figure is the hooks' alone. Each worker's hooks run in a greenthread of their
+own, as nameko runs a worker; a provider's cost is its workers' time less that of workers with no
+provider at all, a median over rounds whose order rotates.
+
+`make bench` (its profile part) runs it in a process of its own, through bench/providers.py: it
+patches with eventlet before importing anything, as `nameko run` does. Prints JSON.
+"""
+
+import eventlet
+
+eventlet.monkey_patch()  # as `nameko run` does, before anything else is imported
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import logging.config  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from nameko.containers import ServiceContainer, WorkerContext  # noqa: E402
+
+from common.config import load_config  # noqa: E402
+from receiver.service import ReceiverService  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULT = "Event Received: {'message': 'Hello World!!'}"
+
+
+def receiver_container(directory: Path) -> ServiceContainer:
+    config = load_config(ROOT / "services" / "receiver" / "config.yaml")
+    config["DATABASE_URL"] = f"sqlite:///{directory}/receiver.sqlite3"
+    logging.config.dictConfig(config["LOGGING"])
+    container = ServiceContainer(ReceiverService, config)
+    for provider in container.dependencies:
+        provider.setup()
+    return container
+
+
+def one_worker(container, entrypoint, providers):
+    """A worker's provider hooks in the order nameko calls them (`ServiceContainer._run_worker`)."""
+    worker_ctx = WorkerContext(container, None, entrypoint, args=({"message": "Hello World!!"},))
+    for provider in providers:
+        provider.get_dependency(worker_ctx)
+    for provider in providers:
+        provider.worker_setup(worker_ctx)
+    for provider in providers:
+        provider.worker_result(worker_ctx, RESULT, None)
+    for provider in providers:
+        provider.worker_teardown(worker_ctx)
+
+
+def microseconds_per_worker(container, entrypoint, providers, workers: int) -> float:
+    started = time.perf_counter()
+    for _ in range(workers):
+        eventlet.spawn(one_worker, container, entrypoint, providers).wait()
+    return (time.perf_counter() - started) / workers * 1e6
+
+
+def measure(rounds: int, workers: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="bench-providers-") as directory:
+        container = receiver_container(Path(directory))
+        entrypoint = next(e for e in container.entrypoints if e.method_name == "receive_event")
+        sets = {type(provider).__name__: [provider] for provider in container.dependencies}
+        sets["all of them"] = list(container.dependencies)
+        sets["none (nameko's worker context and greenthread)"] = []
+        times = {label: [] for label in sets}
+        for round_number in range(rounds):
+            labels = list(sets)
+            shift = round_number % len(labels)
+            for label in labels[shift:] + labels[:shift]:
+                times[label].append(microseconds_per_worker(container, entrypoint, sets[label], workers))
+        empty = times.pop("none (nameko's worker context and greenthread)")
+        return {
+            "workers": workers,
+            "rounds": rounds,
+            "empty_us": statistics.median(empty),
+            "providers_us": {
+                label: statistics.median(mine - none for mine, none in zip(values, empty, strict=True))
+                for label, values in times.items()
+            },
+        }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=11)
+    parser.add_argument("--workers", type=int, default=2000, help="workers per provider per round")
+    args = parser.parse_args(argv)
+    print(json.dumps(measure(args.rounds, args.workers)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
