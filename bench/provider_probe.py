@@ -58,30 +58,42 @@ def one_worker(container, entrypoint, providers):
         provider.worker_teardown(worker_ctx)
 
 
-def microseconds_per_worker(container, entrypoint, providers, workers: int) -> float:
+def microseconds_per_worker(container, entrypoint, providers, workers: int, level: str) -> float:
+    logging.getLogger().setLevel(level)
     started = time.perf_counter()
     for _ in range(workers):
         eventlet.spawn(one_worker, container, entrypoint, providers).wait()
     return (time.perf_counter() - started) / workers * 1e6
 
 
+NONE = "none (nameko's worker context and greenthread)"
+ALL = "all of them"
+
+
 def measure(rounds: int, workers: int) -> dict:
+    """Each provider at the config's LOG_LEVEL (INFO), and all of them at INFO and at WARNING (as
+    the RPC rows of `make bench` run the services, so their gap has no worker line in it)."""
     with tempfile.TemporaryDirectory(prefix="bench-providers-") as directory:
         container = receiver_container(Path(directory))
         entrypoint = next(e for e in container.entrypoints if e.method_name == "receive_event")
-        sets = {type(provider).__name__: [provider] for provider in container.dependencies}
-        sets["all of them"] = list(container.dependencies)
-        sets["none (nameko's worker context and greenthread)"] = []
+        level = logging.getLevelName(logging.getLogger().level)
+        sets = {type(provider).__name__: ([provider], level) for provider in container.dependencies}
+        sets[ALL] = (list(container.dependencies), level)
+        sets[f"{ALL}, LOG_LEVEL=WARNING"] = (list(container.dependencies), "WARNING")
+        sets[NONE] = ([], level)
         times = {label: [] for label in sets}
         for round_number in range(rounds):
             labels = list(sets)
             shift = round_number % len(labels)
             for label in labels[shift:] + labels[:shift]:
-                times[label].append(microseconds_per_worker(container, entrypoint, sets[label], workers))
-        empty = times.pop("none (nameko's worker context and greenthread)")
+                providers, log_level = sets[label]
+                elapsed = microseconds_per_worker(container, entrypoint, providers, workers, log_level)
+                times[label].append(elapsed)
+        empty = times.pop(NONE)
         return {
             "workers": workers,
             "rounds": rounds,
+            "log_level": level,
             "empty_us": statistics.median(empty),
             "providers_us": {
                 label: statistics.median(mine - none for mine, none in zip(values, empty, strict=True))

@@ -29,17 +29,21 @@ def report_providers(providers: dict, rpc: dict | None) -> list[str]:
         "|---|---:|",
     ]
     costs = dict(providers["providers_us"])
-    together = costs.pop("all of them")
+    together = {label: costs.pop(label) for label in list(costs) if label.startswith("all of them")}
     for label, microseconds in sorted(costs.items(), key=lambda item: -item[1]):
         lines.append(f"| {label} | {microseconds:.1f} |")
-    lines.append(f"| all of them, as the receiver runs them | {together:.1f} |")
+    for label, microseconds in together.items():
+        lines.append(f"| {label} | {microseconds:.1f} |")
+    level = providers.get("log_level", "INFO")
     lines += [
         "",
         f"Each provider's hooks (`get_dependency`, `worker_setup`, `worker_result`, `worker_teardown`) for "
         f"{providers['workers']} workers, each in a greenthread of its own, in one process with the "
-        "receiver's container and config.yaml (its log lines to a file) and no broker traffic; less the "
-        f"time of workers with no provider ({providers['empty_us']:.1f} µs: nameko's worker context and the "
-        f"greenthread); medians over {providers['rounds']} rotated rounds (bench/provider_probe.py).",
+        f"receiver's container and config.yaml at LOG_LEVEL={level} (at INFO, the default, `WorkerLog` "
+        "writes a line per worker, here to a file) and no broker traffic; less the time of workers with "
+        f"no provider ({providers['empty_us']:.1f} µs: nameko's worker context and the greenthread); "
+        f"medians over {providers['rounds']} rotated rounds (bench/provider_probe.py). The RPC rows above "
+        "run the services at LOG_LEVEL=WARNING, as the last row.",
     ]
     if rpc and {"receiver directly (project)", "bare nameko @rpc echo"} <= set(rpc):
         gap = rpc["receiver directly (project)"]["p50_ms"] - rpc["bare nameko @rpc echo"]["p50_ms"]

@@ -34,8 +34,8 @@ class JsonFormatter(logging.Formatter):
         self.service = service
         # The lines carry no thread or process fields, so records need not collect them. Under
         # eventlet each worker is a new greenthread, and its first record's `current_thread()`
-        # lists every thread and wraps the greenthread: a third of a worker's log line (bench/run.py
-        # "Per-call cost of each provider").
+        # lists every thread and wraps the greenthread: a third of a worker's log line (measured as
+        # bench/provider_probe.py measures WorkerLog).
         logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 
     def format(self, record: logging.LogRecord) -> str:
