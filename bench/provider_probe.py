@@ -28,10 +28,10 @@ from pathlib import Path  # noqa: E402
 
 from nameko.containers import ServiceContainer, WorkerContext  # noqa: E402
 
+from bench.processes import ROOT  # noqa: E402
 from common.config import load_config  # noqa: E402
 from receiver.service import ReceiverService  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 RESULT = "Event Received: {'message': 'Hello World!!'}"
 
 
@@ -105,7 +105,7 @@ def measure(rounds: int, workers: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=11)
-    parser.add_argument("--workers", type=int, default=2000, help="workers per provider per round")
+    parser.add_argument("--workers", type=int, required=True, help="workers per provider per round")
     args = parser.parse_args(argv)
     print(json.dumps(measure(args.rounds, args.workers)))
     return 0

@@ -7,11 +7,21 @@ from pathlib import Path
 
 from bench.processes import ROOT
 
+PROBE_LOG = "provider-probe.log"  # in the run's log directory: the probed receiver's log lines
 
-def measure_providers(rounds: int, log_dir: Path) -> dict:
-    with open(log_dir / "provider-probe.log", "wb") as log:  # the receiver's log lines
+
+def measure_providers(rounds: int, log_dir: Path, workers: int = 2000) -> dict:
+    with open(log_dir / PROBE_LOG, "wb") as log:
         output = subprocess.run(
-            [sys.executable, "-m", "bench.provider_probe", "--rounds", str(rounds)],
+            [
+                sys.executable,
+                "-m",
+                "bench.provider_probe",
+                "--rounds",
+                str(rounds),
+                "--workers",
+                str(workers),
+            ],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=log,

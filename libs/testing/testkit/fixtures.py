@@ -177,13 +177,14 @@ def sqlite_sessions(tmp_path):
         engine = make_engine(f"sqlite:///{tmp_path}/domain-{len(engines)}.sqlite3")
         engines.append(engine)
         metadata.create_all(engine)
-        sessions, last = sessionmaker(engine, expire_on_commit=False), []
+        sessions, current = sessionmaker(engine, expire_on_commit=False), None
 
         def session() -> Session:
-            while last:
-                last.pop().close()
-            last.append(sessions())
-            return last[0]
+            nonlocal current
+            if current is not None:
+                current.close()
+            current = sessions()
+            return current
 
         return session
 
