@@ -12,8 +12,8 @@ pipelines, BENCH_POSTGRES_SSLMODE to change it); one row runs over TLS to show w
 messages (`in_flight` at once, at least two per time_consuming instance, not counted, so every
 pool holds the connections the measured load uses), `messages` messages with payloads go to
 `receive_message`, `in_flight` at a time, timed from the first call until `get_message` says every
-one is `done`. Each round runs every setup, in an order rotated by one from the round before, so
-drift hits every setup alike; figures are medians over rounds.
+one is `done`. Each round runs every setup, in an order that changes every round and is balanced
+over rounds (bench/order.py), so drift hits every setup alike; figures are medians over rounds.
 """
 
 import collections
@@ -38,6 +38,7 @@ import sqlalchemy
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from bench.cpu import BUSY, CpuMeter
+from bench.order import round_order
 from bench.processes import AUTH, BIN, MANAGEMENT, Process, nameko_run, wait_consumers
 from common.topology import handler_queue, rpc_queue
 
@@ -452,8 +453,8 @@ def measure_pipeline(amqp_uri, vhost, args, log_dir, progress) -> dict:
     try:
         with s3_server(log_dir) as (s3_endpoint, s3_kind):
             for round_number in range(1, args.pipeline_rounds + 1):
-                shift = (round_number - 1) % len(plan)  # rotated: no setup always runs first
-                for position, setup in enumerate(plan[shift:] + plan[:shift], 1):
+                order = round_order(plan, round_number - 1)  # balanced: bench/order.py
+                for position, setup in enumerate(order, 1):
                     progress.update(
                         task,
                         description=f"pipeline round {round_number}/{args.pipeline_rounds}: {setup.label}",

@@ -7,7 +7,7 @@ part of the RPC rows' gap that the project can cut. They are timed here in one p
 receiver's container and its config.yaml (logging to a file, as `nameko run` to its log), and no
 broker traffic, so the figure is the hooks' alone. Each worker's hooks run in a greenthread of their
 own, as nameko runs a worker; a provider's cost is its workers' time less that of workers with no
-provider at all, a median over rounds whose order rotates.
+provider at all, a median over rounds in balanced orders (bench/order.py).
 
 `make bench` (its profile part) runs it in a process of its own, through bench/providers.py: it
 patches with eventlet before importing anything, as `nameko run` does. Prints JSON.
@@ -28,6 +28,7 @@ from pathlib import Path  # noqa: E402
 
 from nameko.containers import ServiceContainer, WorkerContext  # noqa: E402
 
+from bench.order import round_order  # noqa: E402
 from bench.processes import ROOT  # noqa: E402
 from common.config import load_config  # noqa: E402
 from receiver.service import ReceiverService  # noqa: E402
@@ -83,9 +84,7 @@ def measure(rounds: int, workers: int) -> dict:
         sets[NONE] = ([], level)
         times = {label: [] for label in sets}
         for round_number in range(rounds):
-            labels = list(sets)
-            shift = round_number % len(labels)
-            for label in labels[shift:] + labels[:shift]:
+            for label in round_order(list(sets), round_number):
                 providers, log_level = sets[label]
                 elapsed = microseconds_per_worker(container, entrypoint, providers, workers, log_level)
                 times[label].append(elapsed)

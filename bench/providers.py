@@ -52,8 +52,8 @@ def report_providers(providers: dict, rpc: dict | None) -> list[str]:
         f"receiver's container and config.yaml at LOG_LEVEL={level} (at INFO, the default, `WorkerLog` "
         "writes a line per worker, here to a file) and no broker traffic; less the time of workers with "
         f"no provider ({providers['empty_us']:.1f} µs: nameko's worker context and the greenthread); "
-        f"medians over {providers['rounds']} rotated rounds (bench/provider_probe.py). The RPC rows above "
-        "run the services at LOG_LEVEL=WARNING, as the last row.",
+        f"medians over {providers['rounds']} rounds in balanced orders (bench/provider_probe.py). The RPC "
+        "rows above run the services at LOG_LEVEL=WARNING, as the last row.",
     ]
     if rpc and {"receiver directly (project)", "bare nameko @rpc echo"} <= set(rpc):
         gap = rpc["receiver directly (project)"]["p50_ms"] - rpc["bare nameko @rpc echo"]["p50_ms"]

@@ -32,11 +32,12 @@ from rich.table import Table
 
 from bench.floors import measure_floors
 from bench.memory import measure_imports, report_memory
+from bench.order import round_order
 from bench.pipeline import PLOT, free_port, measure_pipeline, plot_scale_out, report_pipeline
 from bench.processes import ROOT, Process, nameko_run, wait_consumers
 from bench.profile import profiled, py_spy_works, report_profile
 from bench.providers import measure_providers, report_providers
-from bench.targets import report_targets, versus_baseline
+from bench.targets import BARE_DISPATCHER, events_versus_nameko, report_targets, versus_baseline
 from common.topology import rpc_queue
 from testkit.rabbit import RabbitAdmin
 
@@ -127,8 +128,7 @@ def measure_rpc(targets, rounds, sequential, pipelined, progress):
     results = {t.label: {"latencies": [], "sequential": [], "pipelined": []} for t in targets}
     task = progress.add_task("RPC round trips", total=rounds * len(targets))
     for round_number in range(rounds):
-        shift = round_number % len(targets)  # a different order each round: no target always goes first
-        for target in targets[shift:] + targets[:shift]:
+        for target in round_order(targets, round_number):  # balanced: bench/order.py
             result = results[target.label]
             for _ in range(20):  # warm-up
                 target.call()
@@ -146,17 +146,18 @@ def measure_rpc(targets, rounds, sequential, pipelined, progress):
     for target in targets:
         result, latencies = results[target.label], sorted(results[target.label]["latencies"])
         base = results[target.baseline or target.label]
+        # paired: each round's rate over the baseline's in the same round, the median of those,
+        # so a slow stretch of the machine weighs on both sides of a ratio, not on one
+        ratios = {
+            kind: [mine / theirs for mine, theirs in zip(result[kind], base[kind], strict=True)]
+            for kind in ("sequential", "pipelined")
+        }
         summary[target.label] = {
             "sequential_calls_per_s": statistics.median(result["sequential"]),
             "pipelined_calls_per_s": statistics.median(result["pipelined"]),
-            # paired: each round's rate over the baseline's in the same round, the median of those,
-            # so a slow stretch of the machine weighs on both sides of a ratio, not on one
-            **{
-                f"{kind}_vs_baseline": statistics.median(
-                    mine / theirs for mine, theirs in zip(result[kind], base[kind], strict=True)
-                )
-                for kind in ("sequential", "pipelined")
-            },
+            **{f"{kind}_vs_baseline": statistics.median(values) for kind, values in ratios.items()},
+            # how far a round's ratio strays: the middle half of the rounds lies between these
+            **{f"{kind}_vs_baseline_quartiles": quartiles(values) for kind, values in ratios.items()},
             "p50_ms": 1000 * latencies[len(latencies) // 2],
             "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
             "baseline": target.baseline,
@@ -164,18 +165,22 @@ def measure_rpc(targets, rounds, sequential, pipelined, progress):
     return summary
 
 
+def quartiles(values: list[float]) -> list[float]:
+    """The first and third quartiles: the middle half of `values` lies between them."""
+    first, _, third = statistics.quantiles(values, n=4)
+    return [first, third]
+
+
 def measure_events(amqp_uri, rounds, count, progress):
     relays = {
-        "nameko EventDispatcher": "bare_relay",
+        BARE_DISPATCHER: "bare_relay",
         "project EventDispatcher (common.messaging)": "project_relay",
     }
     rates = {label: [] for label in relays}
     task = progress.add_task("events dispatch -> handle", total=rounds * len(relays))
     with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster:
         for round_number in range(rounds):
-            labels = list(relays)
-            shift = round_number % len(labels)  # rotated: neither dispatcher always goes first
-            for label in labels[shift:] + labels[:shift]:
+            for label in round_order(list(relays), round_number):  # alternating: bench/order.py
                 relay = relays[label]
                 before = cluster.event_sink.count(relay)
                 started = time.perf_counter()
@@ -184,11 +189,20 @@ def measure_events(amqp_uri, rounds, count, progress):
                     time.sleep(0.01)
                 rates[label].append(count / (time.perf_counter() - started))
                 progress.advance(task)
-    return {label: {"events_per_s": statistics.median(values)} for label, values in rates.items()}
+    summary = {}
+    for label, values in rates.items():
+        ratios = [mine / theirs for mine, theirs in zip(values, rates[BARE_DISPATCHER], strict=True)]
+        summary[label] = {
+            "events_per_s": statistics.median(values),
+            "vs_nameko": statistics.median(ratios),  # paired, as the RPC rows' ratios
+            "vs_nameko_quartiles": quartiles(ratios),
+        }
+    return summary
 
 
-def ratio(value, baseline):
-    return f"{value / baseline:.2f}x"
+def with_spread(ratio: float, quartiles: list[float] | None) -> str:
+    """A paired ratio with the middle half of its rounds' ratios, where the results have them."""
+    return f"{ratio:.2f}x ({quartiles[0]:.2f}-{quartiles[1]:.2f})" if quartiles else f"{ratio:.2f}x"
 
 
 def report(results) -> str:
@@ -247,7 +261,7 @@ def report_rpc(rpc, events, settings) -> list[str]:
         f"`make bench` on {os.cpu_count()} cores, {settings['rounds']} interleaved rounds, medians; "
         f"{settings['sequential']} sequential + {settings['pipelined']} pipelined (100 in flight) calls"
         " per round. vs baseline: the median over rounds of each round's ratio to the baseline's rate "
-        "in that round.",
+        "in that round, and in brackets the quartiles of those ratios (half the rounds lie between).",
         "",
         "## RPC round trip",
         "",
@@ -256,13 +270,15 @@ def report_rpc(rpc, events, settings) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for label, r in rpc.items():
-        sequential, pipelined = r["sequential_calls_per_s"], r["pipelined_calls_per_s"]
+        cells = []
+        for kind in ("sequential", "pipelined"):
+            spread = r.get(f"{kind}_vs_baseline_quartiles") if r["baseline"] else None  # a baseline: 1.00x
+            versus = with_spread(versus_baseline(rpc, label, kind), spread)
+            cells.append(f"{r[f'{kind}_calls_per_s']:.0f} | {versus}")
         lines.append(
-            f"| {label} | {sequential:.0f} | {versus_baseline(rpc, label, 'sequential'):.2f}x "
-            f"| {pipelined:.0f} | {versus_baseline(rpc, label, 'pipelined'):.2f}x "
+            f"| {label} | {' | '.join(cells)} "
             f"| {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['baseline'] or '-'} |"
         )
-    bare_events = events["nameko EventDispatcher"]["events_per_s"]
     lines += [
         "",
         "## Events, dispatch -> handle",
@@ -271,11 +287,13 @@ def report_rpc(rpc, events, settings) -> list[str]:
         "|---|---:|---:|",
     ]
     for label, e in events.items():
-        lines.append(f"| {label} | {e['events_per_s']:.0f} | {ratio(e['events_per_s'], bare_events)} |")
+        spread = e.get("vs_nameko_quartiles") if label != BARE_DISPATCHER else None
+        versus = with_spread(events_versus_nameko(events, label), spread)
+        lines.append(f"| {label} | {e['events_per_s']:.0f} | {versus} |")
     lines += [
         "",
         "Events: one `dispatch_many(n)` to a relay, timed until the sink has handled all n; the two "
-        "relays' order rotates every round. The receipt row sends events with an `id`, so the receiver "
+        "relays' order alternates. The receipt row sends events with an `id`, so the receiver "
         "records each (one INSERT and COMMIT, SQLite), against bare nameko writing the same row with "
         "SQLAlchemy's defaults (bench/services.py `ReceiptEcho`, whose own row shows what the write "
         "costs beside the echo); the tracing row is a second receiver with "

@@ -2,6 +2,7 @@
 
 import pytest
 
+from bench.run import quartiles, with_spread
 from bench.targets import measured, percent, ratio, rows
 
 pytestmark = pytest.mark.unit
@@ -85,3 +86,19 @@ def test_an_rpc_row_is_judged_by_its_paired_per_round_ratio_where_the_run_record
     met = {what: (shown, ok) for what, shown, _, ok in rows(results)}
     assert met["receiver directly (project), sequential"] == ("0.97x", True)
     assert met["receiver directly (project), pipelined"] == ("0.90x", False)
+
+
+def test_an_events_row_is_judged_by_its_paired_ratio_where_the_run_recorded_one():
+    # the medians alone say 0.94x; the rounds, each against nameko's dispatcher in the same round, 0.96x
+    events = {
+        "nameko EventDispatcher": {"events_per_s": 100},
+        "project EventDispatcher": {"events_per_s": 94, "vs_nameko": 0.96},
+    }
+    met = {what: (shown, ok) for what, shown, _, ok in rows({"events": events})}
+    assert met == {"events: project EventDispatcher": ("0.96x", True)}
+
+
+def test_a_ratio_is_shown_with_the_quartiles_of_its_rounds_where_the_run_recorded_them():
+    assert quartiles([0.8, 0.9, 1.0, 1.1, 1.2]) == pytest.approx([0.85, 1.15])
+    assert with_spread(0.97, [0.91, 1.02]) == "0.97x (0.91-1.02)"
+    assert with_spread(0.97, None) == "0.97x"  # results from before quartiles were recorded
