@@ -21,7 +21,6 @@ import contextlib
 import http.server
 import os
 import re
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -41,6 +40,7 @@ from bench.cpu import BUSY, CpuMeter
 from bench.order import round_order
 from bench.processes import AUTH, BIN, MANAGEMENT, Process, nameko_run, wait_consumers
 from common.topology import handler_queue, rpc_queue
+from testkit.processes import free_port
 
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgresql+pg8000://postgres@localhost:5432")
 # the services' TLS to PostgreSQL (common.db.tls_of): plain on loopback; `prefer` is pg8000's default
@@ -172,12 +172,6 @@ class WebhookSink:
     def close(self):
         self.server.shutdown()
         self.server.server_close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -71,7 +71,7 @@ NONE = "none (nameko's worker context and greenthread)"
 ALL = "all of them"
 
 
-def measure(rounds: int, workers: int) -> dict:
+def measure(rounds: int, workers: int, only: list[str] | None = None) -> dict:
     """Each provider at the config's LOG_LEVEL (INFO), and all of them at INFO and at WARNING (as
     the RPC rows of `make bench` run the services, so their gap has no worker line in it)."""
     with tempfile.TemporaryDirectory(prefix="bench-providers-") as directory:
@@ -81,6 +81,8 @@ def measure(rounds: int, workers: int) -> dict:
         sets = {type(provider).__name__: ([provider], level) for provider in container.dependencies}
         sets[ALL] = (list(container.dependencies), level)
         sets[f"{ALL}, LOG_LEVEL=WARNING"] = (list(container.dependencies), "WARNING")
+        if only:
+            sets = {label: sets[label] for label in only}
         sets[NONE] = ([], level)
         times = {label: [] for label in sets}
         for round_number in range(rounds):
@@ -105,8 +107,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--workers", type=int, required=True, help="workers per provider per round")
+    parser.add_argument("--only", action="append", help="time this provider (class name) alone; repeatable")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.rounds, args.workers)))
+    print(json.dumps(measure(args.rounds, args.workers, args.only)))
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Every target runs as its own process against the same RabbitMQ (a vhost of its own, removed after):
   project:  sender_service -> receiver_service, and receiver_service directly (`nameko run`, as deployed)
-  baseline: a bare Nameko `@rpc` echo service; a raw kombu request/reply loop (no framework)
+  baseline: a bare Nameko `@rpc` echo service; a raw kombu request/reply loop (no framework), as
+            light as AMQP allows and as nameko publishes (persistent, confirmed)
 Each is called from this process: sequentially (latency p50/p99, calls/s) and pipelined (100 calls
 in flight, calls/s). Rounds are interleaved so drift hits every target alike; figures are medians.
 Events: one `dispatch_many(n)` to a relay, timed until the sink has handled all n.
@@ -23,17 +24,18 @@ import time
 import uuid
 from pathlib import Path
 
-import requests
 from kombu import Connection, Consumer, Producer, Queue
 from nameko.standalone.rpc import ClusterRpcProxy
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from bench import kombu_echo
 from bench.floors import measure_floors
 from bench.memory import measure_imports, report_memory
 from bench.order import round_order
-from bench.pipeline import PLOT, free_port, measure_pipeline, plot_scale_out, report_pipeline
+from bench.otlp_sink import exports_seen, start_sink
+from bench.pipeline import PLOT, measure_pipeline, plot_scale_out, report_pipeline
 from bench.processes import ROOT, Process, nameko_run, wait_consumers
 from bench.profile import profiled, py_spy_works, report_profile
 from bench.providers import measure_providers, report_providers
@@ -76,17 +78,21 @@ class NamekoTarget:
         self.proxy_context.stop()
 
 
-class KombuTarget:
-    """A minimal request/reply client: one exclusive reply queue, correlation ids."""
+KOMBU = "raw kombu request/reply"
+KOMBU_CONFIRMED = "raw kombu request/reply, as nameko publishes (persistent, confirmed)"
 
-    label = "raw kombu request/reply"
+
+class KombuTarget:
+    """A minimal request/reply client: one exclusive reply queue, correlation ids. `confirmed`:
+    requests as nameko sends them, persistent and confirmed, to the echo that replies alike."""
+
     baseline = "bare nameko @rpc echo"
 
-    def __init__(self, amqp_uri):
-        from bench.kombu_echo import QUEUE
-
-        self.request_queue = QUEUE
-        self.connection = Connection(amqp_uri)
+    def __init__(self, amqp_uri, confirmed=False):
+        self.label = KOMBU_CONFIRMED if confirmed else KOMBU
+        self.request_queue = kombu_echo.CONFIRMED_QUEUE if confirmed else kombu_echo.QUEUE
+        self.delivery_mode = kombu_echo.PERSISTENT if confirmed else None
+        self.connection = Connection(amqp_uri, transport_options={"confirm_publish": confirmed})
         self.channel = self.connection.channel()
         self.producer = Producer(self.channel, serializer="json")
         self.reply_queue = Queue(f"bench-reply-{uuid.uuid4().hex}", exclusive=True, auto_delete=True)
@@ -106,6 +112,7 @@ class KombuTarget:
             routing_key=self.request_queue,
             reply_to=self.reply_queue.name,
             correlation_id=correlation_id,
+            delivery_mode=self.delivery_mode,
         )
 
     def call(self):
@@ -165,9 +172,12 @@ def measure_rpc(targets, rounds, sequential, pipelined, progress):
     return summary
 
 
-def quartiles(values: list[float]) -> list[float]:
-    """The first and third quartiles: the middle half of `values` lies between them."""
-    first, _, third = statistics.quantiles(values, n=4)
+def quartiles(values: list[float]) -> list[float] | None:
+    """The first and third quartiles: the middle half of `values` lies between them (within the
+    values' range, never beyond it); None for a single round."""
+    if len(values) < 2:
+        return None
+    first, _, third = statistics.quantiles(values, n=4, method="inclusive")
     return [first, third]
 
 
@@ -327,12 +337,12 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
     }
     processes = {}
     targets = []
-    otlp_port = free_port()
     with contextlib.ExitStack() as cleanup:
         traced = cleanup.enter_context(RabbitAdmin().scratch_vhost(AMQP_URI, "bench_traced"))
         cleanup.callback(lambda: [process.stop() for process in processes.values()])
         cleanup.callback(lambda: [target.close() for target in targets])
         with console.status("starting the services under test"):
+            processes["OTLP receiver"], otlp_endpoint = start_sink(log_dir, env)
             processes["receiver_service"] = nameko_run(
                 "receiver", "services/receiver/config.yaml", "receiver.service", env, log_dir
             )
@@ -344,12 +354,9 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
                     **env,
                     "AMQP_URI": traced.amqp_uri,
                     "DATABASE_URL": f"sqlite:///{log_dir}/receiver-traced.sqlite3",
-                    "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{otlp_port}",
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_endpoint,
                 },
                 log_dir,
-            )
-            processes["OTLP receiver"] = Process(
-                "otlp", [sys.executable, "-m", "bench.otlp_sink", str(otlp_port)], env, log_dir
             )
             processes["sender_service"] = nameko_run(
                 "sender", "services/sender/config.yaml", "sender.service", env, log_dir
@@ -375,6 +382,12 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
             processes["raw kombu echo"] = Process(
                 "kombu", [sys.executable, "-m", "bench.kombu_echo", amqp_uri], env, log_dir
             )
+            processes["raw kombu echo, confirmed"] = Process(
+                "kombu-confirmed",
+                [sys.executable, "-m", "bench.kombu_echo", amqp_uri, "--confirmed"],
+                env,
+                log_dir,
+            )
             wait_consumers(
                 vhost,
                 [
@@ -386,7 +399,8 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
                     rpc_queue("bare_relay"),
                     rpc_queue("project_relay"),
                     rpc_queue("echo_relay"),
-                    "bench-kombu-echo",
+                    kombu_echo.QUEUE,
+                    kombu_echo.CONFIRMED_QUEUE,
                 ],
             )
             wait_consumers(traced.name, [rpc_queue("receiver_service")])
@@ -417,13 +431,14 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
                     bare_receipt, "receipt_echo", "receive_event", amqp_uri, bare, payload=payload_with_id
                 ),
                 KombuTarget(amqp_uri),
+                KombuTarget(amqp_uri, confirmed=True),
             ]
         with Progress(console=console) as progress:
             rpc = measure_rpc(targets, args.rounds, args.sequential, args.pipelined, progress)
             events = measure_events(amqp_uri, args.rounds, args.events, progress)
         memory = {name: process.rss_mib() for name, process in processes.items()}
         # The traced row is only a tracing row if spans were exported (the batch exporter's delay).
-        spans_exported = wait_for_exports(otlp_port)
+        spans_exported = exports_seen(otlp_endpoint)
     settings = {
         "rounds": args.rounds,
         "sequential": args.sequential,
@@ -478,17 +493,6 @@ def measure_profile_part(amqp_uri, vhost, args, log_dir) -> dict:
             )
             progress.advance(task)
     return {"seconds": args.profile_seconds, "targets": targets}
-
-
-def wait_for_exports(port, timeout=15) -> int:
-    deadline = time.monotonic() + timeout
-    exports = 0
-    while time.monotonic() < deadline:
-        exports = int(requests.get(f"http://127.0.0.1:{port}/", timeout=5).text)
-        if exports:
-            break
-        time.sleep(0.5)
-    return exports
 
 
 def measure(args, results):

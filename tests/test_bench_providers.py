@@ -5,18 +5,23 @@ import json
 from nameko.containers import ServiceContainer
 
 from bench.processes import ROOT
-from bench.providers import PROBE_LOG, measure_providers
+from bench.providers import PROBE_LOG, TRACING_ON, measure_providers
 from common.config import load_config
 from receiver.service import ReceiverService
 
 
-def test_the_probe_times_each_of_the_receivers_providers_and_they_log_as_deployed(tmp_path):
+def test_the_probe_times_each_of_the_receivers_providers_and_tracing_on_and_they_log_as_deployed(tmp_path):
     config = load_config(ROOT / "services" / "receiver" / "config.yaml")
     declared = {type(p).__name__ for p in ServiceContainer(ReceiverService, config).dependencies}
 
     result = measure_providers(rounds=1, log_dir=tmp_path, workers=20)
 
-    assert set(result["providers_us"]) == declared | {"all of them", "all of them, LOG_LEVEL=WARNING"}
+    assert set(result["providers_us"]) == declared | {
+        "all of them",
+        "all of them, LOG_LEVEL=WARNING",
+        TRACING_ON,
+    }
+    assert result["otlp_export_requests"] > 0  # the tracing-on row did export its spans
     # WorkerLog writes its line per worker through the config's JSON logging, alone and with the
     # others at INFO; none at WARNING
     worker_lines = [

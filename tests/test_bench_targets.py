@@ -99,6 +99,8 @@ def test_an_events_row_is_judged_by_its_paired_ratio_where_the_run_recorded_one(
 
 
 def test_a_ratio_is_shown_with_the_quartiles_of_its_rounds_where_the_run_recorded_them():
-    assert quartiles([0.8, 0.9, 1.0, 1.1, 1.2]) == pytest.approx([0.85, 1.15])
+    assert quartiles([0.8, 0.9, 1.0, 1.1, 1.2]) == pytest.approx([0.9, 1.1])
+    assert quartiles([0.8, 1.2]) == pytest.approx([0.9, 1.1])  # never beyond the rounds' range
+    assert quartiles([0.8]) is None
     assert with_spread(0.97, [0.91, 1.02]) == "0.97x (0.91-1.02)"
     assert with_spread(0.97, None) == "0.97x"  # results from before quartiles were recorded
