@@ -12,6 +12,7 @@ import uuid
 
 import sqlalchemy
 from kombu import Connection, Exchange, Producer, Queue
+from nameko.constants import PERSISTENT
 
 from bench.pipeline import fresh_databases
 
@@ -44,7 +45,7 @@ def confirmed_publish_rate(amqp_uri: str, count: int) -> float:
         try:
             started = time.perf_counter()
             for index in range(count):
-                producer.publish({"n": index}, routing_key=queue_name, delivery_mode=2)
+                producer.publish({"n": index}, routing_key=queue_name, delivery_mode=PERSISTENT)
             return count / (time.perf_counter() - started)
         finally:
             queue.delete()

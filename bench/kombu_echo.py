@@ -9,10 +9,10 @@ into what the delivery guarantees cost and what the framework does.
 import sys
 
 from kombu import Connection, Consumer, Producer, Queue
+from nameko.constants import PERSISTENT  # the delivery mode nameko's Publisher sends with
 
 QUEUE = "bench-kombu-echo"
 CONFIRMED_QUEUE = "bench-kombu-echo-confirmed"
-PERSISTENT = 2  # AMQP delivery mode
 
 
 def serve(amqp_uri: str, confirmed: bool):

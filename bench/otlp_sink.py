@@ -41,11 +41,11 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-def start_sink(log_dir: Path, env: dict) -> tuple[Process, str]:
+def start_sink(log_dir: Path) -> tuple[Process, str]:
     """This receiver as a process of its own on a free port, and its base URL for
     OTEL_EXPORTER_OTLP_ENDPOINT."""
     port = free_port()
-    process = Process(f"otlp-{port}", [sys.executable, "-m", "bench.otlp_sink", str(port)], env, log_dir)
+    process = Process(f"otlp-{port}", [sys.executable, "-m", "bench.otlp_sink", str(port)], {}, log_dir)
     return process, f"http://127.0.0.1:{port}"
 
 

@@ -28,7 +28,7 @@ def measure_providers(rounds: int, log_dir: Path, workers: int = 2000) -> dict:
     process with tracing on, exporting to a local OTLP receiver: tracing is set up once per process."""
     with open(log_dir / PROBE_LOG, "wb") as log:
         result = run_probe(rounds, workers, log)
-        sink, endpoint = start_sink(log_dir, {})
+        sink, endpoint = start_sink(log_dir)
         try:
             traced = run_probe(
                 rounds, workers, log, env={"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}, only=("Tracing",)

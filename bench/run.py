@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 
 from kombu import Connection, Consumer, Producer, Queue
+from nameko.constants import PERSISTENT
 from nameko.standalone.rpc import ClusterRpcProxy
 from rich.console import Console
 from rich.progress import Progress
@@ -91,7 +92,7 @@ class KombuTarget:
     def __init__(self, amqp_uri, confirmed=False):
         self.label = KOMBU_CONFIRMED if confirmed else KOMBU
         self.request_queue = kombu_echo.CONFIRMED_QUEUE if confirmed else kombu_echo.QUEUE
-        self.delivery_mode = kombu_echo.PERSISTENT if confirmed else None
+        self.delivery_mode = PERSISTENT if confirmed else None
         self.connection = Connection(amqp_uri, transport_options={"confirm_publish": confirmed})
         self.channel = self.connection.channel()
         self.producer = Producer(self.channel, serializer="json")
@@ -155,10 +156,7 @@ def measure_rpc(targets, rounds, sequential, pipelined, progress):
         base = results[target.baseline or target.label]
         # paired: each round's rate over the baseline's in the same round, the median of those,
         # so a slow stretch of the machine weighs on both sides of a ratio, not on one
-        ratios = {
-            kind: [mine / theirs for mine, theirs in zip(result[kind], base[kind], strict=True)]
-            for kind in ("sequential", "pipelined")
-        }
+        ratios = {kind: paired_ratios(result[kind], base[kind]) for kind in ("sequential", "pipelined")}
         summary[target.label] = {
             "sequential_calls_per_s": statistics.median(result["sequential"]),
             "pipelined_calls_per_s": statistics.median(result["pipelined"]),
@@ -170,6 +168,11 @@ def measure_rpc(targets, rounds, sequential, pipelined, progress):
             "baseline": target.baseline,
         }
     return summary
+
+
+def paired_ratios(mine: list[float], theirs: list[float]) -> list[float]:
+    """Each round's rate over the baseline's rate in the same round."""
+    return [a / b for a, b in zip(mine, theirs, strict=True)]
 
 
 def quartiles(values: list[float]) -> list[float] | None:
@@ -201,7 +204,7 @@ def measure_events(amqp_uri, rounds, count, progress):
                 progress.advance(task)
     summary = {}
     for label, values in rates.items():
-        ratios = [mine / theirs for mine, theirs in zip(values, rates[BARE_DISPATCHER], strict=True)]
+        ratios = paired_ratios(values, rates[BARE_DISPATCHER])
         summary[label] = {
             "events_per_s": statistics.median(values),
             "vs_nameko": statistics.median(ratios),  # paired, as the RPC rows' ratios
@@ -342,7 +345,7 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
         cleanup.callback(lambda: [process.stop() for process in processes.values()])
         cleanup.callback(lambda: [target.close() for target in targets])
         with console.status("starting the services under test"):
-            processes["OTLP receiver"], otlp_endpoint = start_sink(log_dir, env)
+            processes["OTLP receiver"], otlp_endpoint = start_sink(log_dir)
             processes["receiver_service"] = nameko_run(
                 "receiver", "services/receiver/config.yaml", "receiver.service", env, log_dir
             )
