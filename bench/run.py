@@ -5,7 +5,8 @@ Every target runs as its own process against the same RabbitMQ (a vhost of its o
   baseline: a bare Nameko `@rpc` echo service; a raw kombu request/reply loop (no framework), as
             light as AMQP allows and as nameko publishes (persistent, confirmed)
 Each is called from this process: sequentially (latency p50/p99, calls/s) and pipelined (100 calls
-in flight, calls/s). Rounds are interleaved so drift hits every target alike; figures are medians.
+in flight, calls/s). Within a round the targets take turns of a few calls, so drift hits every
+target alike; rounds change the order (bench/order.py); figures are medians.
 Events: one `dispatch_many(n)` to a relay, timed until the sink has handled all n.
 Memory: each process's RSS after the warm-up.
 Pipeline (bench/pipeline.py): the message flow on the embedded SQLite default beside PostgreSQL.
@@ -132,24 +133,46 @@ class KombuTarget:
         self.connection.release()
 
 
-def measure_rpc(targets, rounds, sequential, pipelined, progress):
+SEQUENTIAL_TURN = 10  # sequential calls a target makes before the next target's turn
+PIPELINED_TURN = 100  # pipelined calls (one window in flight) likewise
+
+
+def take_turns(order, total, turn, work, clock=time.perf_counter) -> dict:
+    """`work(target, n)` until each target has done `total`, `turn` at a time, the targets taking
+    turns in `order`; each target's seconds. Turns of a few milliseconds each, so that a slow
+    stretch of the shared machine falls on every target alike, not on whichever ran through it."""
+    spent = dict.fromkeys(order, 0.0)
+    for done in range(0, total, turn):
+        for target in order:
+            started = clock()
+            work(target, min(turn, total - done))
+            spent[target] += clock() - started
+    return spent
+
+
+def measure_rpc(targets, rounds, sequential, pipelined, progress, clock=time.perf_counter):
     results = {t.label: {"latencies": [], "sequential": [], "pipelined": []} for t in targets}
     task = progress.add_task("RPC round trips", total=rounds * len(targets))
+
+    def calls(target, count):
+        latencies = results[target.label]["latencies"]
+        for _ in range(count):
+            call_started = clock()
+            target.call()
+            latencies.append(clock() - call_started)
+
     for round_number in range(rounds):
-        for target in round_order(targets, round_number):  # balanced: bench/order.py
-            result = results[target.label]
+        order = round_order(targets, round_number)  # balanced: bench/order.py
+        for target in order:
             for _ in range(20):  # warm-up
                 target.call()
-            started = time.perf_counter()
-            for _ in range(sequential):
-                call_started = time.perf_counter()
-                target.call()
-                result["latencies"].append(time.perf_counter() - call_started)
-            result["sequential"].append(sequential / (time.perf_counter() - started))
-            started = time.perf_counter()
-            target.pipelined(pipelined)
-            result["pipelined"].append(pipelined / (time.perf_counter() - started))
-            progress.advance(task)
+        seconds = take_turns(order, sequential, SEQUENTIAL_TURN, calls, clock)
+        for target in order:
+            results[target.label]["sequential"].append(sequential / seconds[target])
+        seconds = take_turns(order, pipelined, PIPELINED_TURN, lambda t, n: t.pipelined(n, n), clock)
+        for target in order:
+            results[target.label]["pipelined"].append(pipelined / seconds[target])
+        progress.advance(task, len(targets))
     summary = {}
     for target in targets:
         result, latencies = results[target.label], sorted(results[target.label]["latencies"])
@@ -271,10 +294,11 @@ def pipeline_rss(pipeline) -> dict:
 def report_rpc(rpc, events, settings) -> list[str]:
     lines = [
         "",
-        f"`make bench` on {os.cpu_count()} cores, {settings['rounds']} interleaved rounds, medians; "
+        f"`make bench` on {os.cpu_count()} cores, {settings['rounds']} rounds, medians; "
         f"{settings['sequential']} sequential + {settings['pipelined']} pipelined (100 in flight) calls"
-        " per round. vs baseline: the median over rounds of each round's ratio to the baseline's rate "
-        "in that round, and in brackets the quartiles of those ratios (half the rounds lie between).",
+        f" per target and round, {turns(settings)}. vs baseline: the median over rounds of each round's "
+        "ratio to the baseline's rate in that round, and in brackets the quartiles of those ratios "
+        "(half the rounds lie between).",
         "",
         "## RPC round trip",
         "",
@@ -315,6 +339,17 @@ def report_rpc(rpc, events, settings) -> list[str]:
         "with tracing off.",
     ]
     return lines
+
+
+def turns(settings) -> str:
+    """How the targets shared a round, as the run recorded it (runs before turns made each target's
+    calls in one go)."""
+    if "sequential_turn" not in settings:
+        return "each target's calls in one go"
+    return (
+        f"the targets taking turns of {settings['sequential_turn']} sequential calls, then of "
+        f"{settings['pipelined_turn']} pipelined, through the round"
+    )
 
 
 def print_table(title, markdown_rows):
@@ -446,6 +481,8 @@ def measure_rpc_part(amqp_uri, vhost, args, log_dir) -> dict:
         "rounds": args.rounds,
         "sequential": args.sequential,
         "pipelined": args.pipelined,
+        "sequential_turn": SEQUENTIAL_TURN,
+        "pipelined_turn": PIPELINED_TURN,
         "events": args.events,
         "otlp_export_requests": spans_exported,
     }
