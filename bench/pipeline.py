@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from nameko.standalone.rpc import ClusterRpcProxy
 from bench.cpu import BUSY, CpuMeter
 from bench.order import round_order
 from bench.processes import AUTH, BIN, MANAGEMENT, Process, nameko_run, wait_consumers
+from bench.stats import quartiles, with_spread
 from common.topology import handler_queue, rpc_queue
 from testkit.processes import free_port
 
@@ -436,22 +437,67 @@ def percentile(values, share):
     return values[min(len(values) - 1, int(len(values) * share))] if values else None
 
 
+def pairs(plan: list[Setup]) -> list[tuple[Setup, ...]]:
+    """The setups that differ only in implementation, together: the project's and bare's run back
+    to back, so that their ratio compares runs a few seconds apart (a setup with no bare twin, the
+    SQLite and TLS rows, is a pair of one)."""
+    groups: dict = {}
+    for setup in plan:
+        twin = (
+            setup.database,
+            setup.instances,
+            setup.webhook_delay,
+            setup.messages,
+            setup.workers,
+            setup.sslmode,
+        )
+        groups.setdefault(twin, []).append(setup)
+    return [tuple(group) for group in groups.values()]
+
+
+def rounds_of(pair, args) -> int:
+    return args.scale_rounds if pair[0].webhook_delay else args.pipeline_rounds
+
+
+def paired_versus_bare(runs, setup: Setup) -> list[float]:
+    """Each round's messages/s of `setup` over its bare twin's in the same round (both complete)."""
+    bare = replace(setup, implementation="bare")
+    rates = collections.defaultdict(dict)
+    for run in runs:
+        if run["done"] == run["messages"]:
+            rates[run["round"]][run["setup"]] = run["messages_per_s"]
+    return [
+        rate[setup.label] / rate[bare.label]
+        for rate in rates.values()
+        if setup.label in rate and bare.label in rate
+    ]
+
+
 def measure_pipeline(amqp_uri, vhost, args, log_dir, progress) -> dict:
     drop_leftover_databases()
     load_before = os.getloadavg()
     measured_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     plan = setups(args.messages, args.scale_messages, args.webhook_delay_ms / 1000, args.scale_workers)
-    task = progress.add_task("pipeline", total=args.pipeline_rounds * sum(setup.messages for setup in plan))
+    twins = pairs(plan)
+    total = sum(rounds_of(pair, args) * sum(setup.messages for setup in pair) for pair in twins)
+    task = progress.add_task("pipeline", total=total)
+    last_round = max(args.pipeline_rounds, args.scale_rounds)
     sink = WebhookSink()
     runs, time_to_done_by_setup = [], {setup.label: [] for setup in plan}
     try:
         with s3_server(log_dir) as (s3_endpoint, s3_kind):
-            for round_number in range(1, args.pipeline_rounds + 1):
-                order = round_order(plan, round_number - 1)  # balanced: bench/order.py
+            for round_number in range(1, last_round + 1):
+                this_round = [pair for pair in twins if round_number <= rounds_of(pair, args)]
+                # pairs in a balanced order (bench/order.py); within a pair, who goes first alternates
+                order = [
+                    setup
+                    for pair in round_order(this_round, round_number - 1)
+                    for setup in (pair if round_number % 2 else reversed(pair))
+                ]
                 for position, setup in enumerate(order, 1):
                     progress.update(
                         task,
-                        description=f"pipeline round {round_number}/{args.pipeline_rounds}: {setup.label}",
+                        description=f"pipeline round {round_number}/{last_round}: {setup.label}",
                     )
                     run = run_once(
                         setup,
@@ -482,13 +528,18 @@ def measure_pipeline(amqp_uri, vhost, args, log_dir, progress) -> dict:
     for setup in plan:
         complete = [run for run in runs if run["setup"] == setup.label and run["done"] == setup.messages]
         latencies = sorted(time_to_done_by_setup[setup.label])
+        ratios = paired_versus_bare(runs, setup) if setup.implementation != "bare" else []
         summary[setup.label] = {
             **setup.__dict__,
+            "rounds": args.scale_rounds if setup.webhook_delay else args.pipeline_rounds,
             "complete_rounds": len(complete),
             "median_seconds": statistics.median(r["seconds"] for r in complete) if complete else None,
             "median_messages_per_s": statistics.median(r["messages_per_s"] for r in complete)
             if complete
             else None,
+            # paired, as the RPC rows: the median of each round's ratio to bare's run beside it
+            "vs_bare": statistics.median(ratios) if ratios else None,
+            "vs_bare_quartiles": quartiles(ratios),
             "time_to_done_p50_ms": 1000 * percentile(latencies, 0.5) if latencies else None,
             "time_to_done_p99_ms": 1000 * percentile(latencies, 0.99) if latencies else None,
             "commits_per_message": median_of(r.get("commits_per_message") for r in complete),
@@ -501,6 +552,7 @@ def measure_pipeline(amqp_uri, vhost, args, log_dir, progress) -> dict:
     return {
         "settings": {
             "rounds": args.pipeline_rounds,
+            "scale_rounds": args.scale_rounds,
             "messages": args.messages,
             "scale_messages": args.scale_messages,
             "webhook_delay_ms": args.webhook_delay_ms,
@@ -532,6 +584,17 @@ def counterpart(summary, setup, **differing) -> dict | None:
 
 def bare_counterpart(summary, setup) -> dict | None:
     return counterpart(summary, setup, implementation="bare")
+
+
+def versus_bare(summary, setup) -> float | None:
+    """The project's messages/s against bare's: paired per round where the run recorded it, else
+    (runs before pairing) the ratio of the two medians; None without a bare twin."""
+    if setup.get("vs_bare") is not None:
+        return setup["vs_bare"]
+    bare = bare_counterpart(summary, setup)
+    if bare and setup["median_messages_per_s"] and bare["median_messages_per_s"]:
+        return setup["median_messages_per_s"] / bare["median_messages_per_s"]
+    return None
 
 
 def scale_out(summary) -> dict:
@@ -594,14 +657,10 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
     for label, s in summary.items():
         if s["webhook_delay"]:
             continue
-        bare = bare_counterpart(summary, s)
-        versus = (
-            f"{s['median_messages_per_s'] / bare['median_messages_per_s']:.2f}x"
-            if bare and s["median_messages_per_s"] and bare["median_messages_per_s"]
-            else "-"
-        )
+        ratio = versus_bare(summary, s)  # a bare row is its own twin: 1.00x
+        versus = "-" if ratio is None else with_spread(ratio, s.get("vs_bare_quartiles"))
         lines.append(
-            f"| {label} | {s['complete_rounds']}/{rounds} "
+            f"| {label} | {s['complete_rounds']}/{s.get('rounds', rounds)} "
             f"| {number(s['median_messages_per_s'], 1)} | {versus} "
             f"| {number(s['time_to_done_p50_ms'])} | {number(s['time_to_done_p99_ms'])} "
             f"| {number(s.get('commits_per_message'), 1)} |"
@@ -615,7 +674,15 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
         "databases, its services as "
         f"`nameko run` processes, S3: {settings['s3']}, a webhook on loopback answering at once. "
         "messages/s: from the first call until every message is `done`; time-to-done: message_service's "
-        "`created_at` to `updated_at`, all rounds pooled. Bare: bench/bare_pipeline.py (no outbox, no "
+        "`created_at` to `updated_at`, all rounds pooled. "
+        + (
+            "The project's run and bare's of the same setup run back to back, who goes first alternating "
+            "by round; vs bare: the median over rounds of each round's ratio, in brackets the quartiles "
+            "of those ratios (half the rounds lie between). "
+            if "scale_rounds" in settings  # runs before pairing: the ratio of the two medians
+            else "vs bare: the ratio of the two medians. "
+        )
+        + "Bare: bench/bare_pipeline.py (no outbox, no "
         "idempotency, no retries). Commits per message: PostgreSQL's `xact_commit` over the run's "
         "databases (every process's transactions, the warm-up and `get_message` polls included) per "
         "message. Targets: PostgreSQL at 0.7x of bare or better, 100 messages/s or more "

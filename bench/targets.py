@@ -3,7 +3,7 @@
 Computed from results.json, so the table can never disagree with the tables above it.
 """
 
-from bench.pipeline import scale_out
+from bench.pipeline import scale_out, versus_bare
 
 RPC_RATIO = 0.95  # every RPC and event row against its bare-nameko baseline
 PIPELINE_RATIO = 0.7  # the project's pipeline on PostgreSQL against the bare one
@@ -82,17 +82,17 @@ def rows(results: dict) -> list[Row]:
             found.append(at_least(f"events: {label}", events_versus_nameko(events, label), RPC_RATIO))
     summary = results.get("pipeline", {}).get("summary", {})
     cost = {
-        (s["implementation"], s["instances"]): s["median_messages_per_s"]
+        (s["implementation"], s["instances"]): s
         for s in summary.values()
         if s["database"] == "PostgreSQL" and not s["webhook_delay"] and not s.get("sslmode")
     }
     for instances in (1, 2):
-        project, bare_rate = cost.get(("project", instances)), cost.get(("bare", instances))
-        if project and bare_rate:
+        project = cost.get(("project", instances))
+        if project and (versus := versus_bare(summary, project)) is not None:
             plural = "s" if instances > 1 else ""
             what = f"pipeline, PostgreSQL, {instances} time_consuming{plural}: project vs bare"
-            found.append(at_least(what, project / bare_rate, PIPELINE_RATIO))
-    if rate := cost.get(("project", 2)):
+            found.append(at_least(what, versus, PIPELINE_RATIO))
+    if (project := cost.get(("project", 2))) and (rate := project["median_messages_per_s"]):
         what = "pipeline, PostgreSQL, 2 time_consumings: messages/s"
         found.append(at_least(what, rate, PIPELINE_RATE, per_second))
     for implementation, curve in scale_out(summary).items():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bench.run import quartiles, with_spread
+from bench.stats import quartiles, with_spread
 from bench.targets import measured, percent, ratio, rows
 
 pytestmark = pytest.mark.unit
@@ -86,6 +86,16 @@ def test_an_rpc_row_is_judged_by_its_paired_per_round_ratio_where_the_run_record
     met = {what: (shown, ok) for what, shown, _, ok in rows(results)}
     assert met["receiver directly (project), sequential"] == ("0.97x", True)
     assert met["receiver directly (project), pipelined"] == ("0.90x", False)
+
+
+def test_a_pipeline_row_is_judged_by_its_paired_per_round_ratio_where_the_run_recorded_one():
+    # the medians alone say 0.60x (120 against 200); the rounds, each against bare's run beside it, 0.72x
+    summary = {
+        "project": {**pipeline_setup("project", 2, 120), "vs_bare": 0.72},
+        "bare": pipeline_setup("bare", 2, 200),
+    }
+    met = {what: (shown, ok) for what, shown, _, ok in rows({"pipeline": {"summary": summary}})}
+    assert met["pipeline, PostgreSQL, 2 time_consumings: project vs bare"] == ("0.72x", True)
 
 
 def test_an_events_row_is_judged_by_its_paired_ratio_where_the_run_recorded_one():
