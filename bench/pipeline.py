@@ -443,20 +443,13 @@ def pairs(plan: list[Setup]) -> list[tuple[Setup, ...]]:
     SQLite and TLS rows, is a pair of one)."""
     groups: dict = {}
     for setup in plan:
-        twin = (
-            setup.database,
-            setup.instances,
-            setup.webhook_delay,
-            setup.messages,
-            setup.workers,
-            setup.sslmode,
-        )
-        groups.setdefault(twin, []).append(setup)
+        groups.setdefault(replace(setup, implementation="bare"), []).append(setup)
     return [tuple(group) for group in groups.values()]
 
 
-def rounds_of(pair, args) -> int:
-    return args.scale_rounds if pair[0].webhook_delay else args.pipeline_rounds
+def rounds_of(setup: Setup, args) -> int:
+    """The scale-out rows' runs are long and steady: fewer rounds than the cost rows'."""
+    return args.scale_rounds if setup.webhook_delay else args.pipeline_rounds
 
 
 def paired_versus_bare(runs, setup: Setup) -> list[float]:
@@ -479,7 +472,7 @@ def measure_pipeline(amqp_uri, vhost, args, log_dir, progress) -> dict:
     measured_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     plan = setups(args.messages, args.scale_messages, args.webhook_delay_ms / 1000, args.scale_workers)
     twins = pairs(plan)
-    total = sum(rounds_of(pair, args) * sum(setup.messages for setup in pair) for pair in twins)
+    total = sum(rounds_of(setup, args) * setup.messages for setup in plan)
     task = progress.add_task("pipeline", total=total)
     last_round = max(args.pipeline_rounds, args.scale_rounds)
     sink = WebhookSink()
@@ -487,7 +480,7 @@ def measure_pipeline(amqp_uri, vhost, args, log_dir, progress) -> dict:
     try:
         with s3_server(log_dir) as (s3_endpoint, s3_kind):
             for round_number in range(1, last_round + 1):
-                this_round = [pair for pair in twins if round_number <= rounds_of(pair, args)]
+                this_round = [pair for pair in twins if round_number <= rounds_of(pair[0], args)]
                 # pairs in a balanced order (bench/order.py); within a pair, who goes first alternates
                 order = [
                     setup
@@ -531,7 +524,7 @@ def measure_pipeline(amqp_uri, vhost, args, log_dir, progress) -> dict:
         ratios = paired_versus_bare(runs, setup) if setup.implementation != "bare" else []
         summary[setup.label] = {
             **setup.__dict__,
-            "rounds": args.scale_rounds if setup.webhook_delay else args.pipeline_rounds,
+            "rounds": rounds_of(setup, args),
             "complete_rounds": len(complete),
             "median_seconds": statistics.median(r["seconds"] for r in complete) if complete else None,
             "median_messages_per_s": statistics.median(r["messages_per_s"] for r in complete)
