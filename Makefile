@@ -60,7 +60,7 @@ up: images
 # events, the pipeline end to end (PostgreSQL on localhost:5432, S3 in a container), floors, memory,
 # a py-spy profile. Prints tables; writes bench/results.md, .json and pipeline-scale-out.png, which
 # tools/docs.py then includes in docs/benchmarks.md.
-# BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS="--only pipeline --pipeline-rounds 1"`.
+# BENCH_ARGS passes options, e.g. `make bench BENCH_ARGS="--only pipeline --pipeline-rounds 1 --scale-rounds 1"`.
 bench: install
 	AMQP_URI=$(AMQP_URI) $(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python tools/docs.py
