@@ -8,12 +8,13 @@ bench's S3 server (SeaweedFS, the image `make images` builds; moto's server when
 it) and a webhook sink in this process on loopback, counting notifications by their Idempotency-Key,
 that answers after `webhook_delay` (0 for the cost rows; a remote webhook's latency for the
 scale-out rows, where the work is I/O-bound). PostgreSQL is reached with `sslmode=disable` (both
-pipelines, BENCH_POSTGRES_SSLMODE to change it); one row runs over TLS to show what it costs. After warm-up
-messages (`in_flight` at once, at least two per time_consuming instance, not counted, so every
-pool holds the connections the measured load uses), `messages` messages with payloads go to
-`receive_message`, `in_flight` at a time, timed from the first call until `get_message` says every
-one is `done`. Each round runs every setup, in an order that changes every round and is balanced
-over rounds (bench/order.py), so drift hits every setup alike; figures are medians over rounds.
+pipelines, BENCH_POSTGRES_SSLMODE to change it); one row runs over TLS to show what it costs.
+After warm-up messages (sent as the measured ones, two per time_consuming worker, every one through
+to the webhook, not counted, so every pool holds the connections the measured load uses),
+`messages` messages with payloads go to `receive_message`, `in_flight` at a time, timed from the
+first call until `get_message` says every one is `done`. Each round runs every setup, in an order
+that changes every round and is balanced over rounds (bench/order.py), so drift hits every setup
+alike; figures are medians over rounds.
 """
 
 import collections
@@ -34,6 +35,7 @@ from pathlib import Path
 import psutil
 import requests
 import sqlalchemy
+from nameko.constants import DEFAULT_MAX_WORKERS
 from nameko.standalone.rpc import ClusterRpcProxy
 
 from bench.cpu import BUSY, CpuMeter
@@ -142,6 +144,7 @@ def setups(messages: int, scale_messages: int, webhook_delay: float, scale_worke
 
 PLOT = "pipeline-scale-out.png"  # written beside results.md
 POLL_SECONDS = 0.05  # between two get_message calls on a message still pending
+WARM_UP_ROUNDS = 2  # warm-up messages per time_consuming worker
 
 
 class WebhookSink:
@@ -235,24 +238,32 @@ def purge_event_queues(vhost: str):
             requests.delete(f"{MANAGEMENT}/queues/{vhost}/{queue['name']}/contents", auth=AUTH, timeout=10)
 
 
-def warm_up(message_service, sink, count, timeout=60):
-    """`count` messages at once through the whole flow first: every process's code loaded, first
-    queries compiled, and its pool holding the connections that as many messages in flight use (a
-    connection opened while measuring would charge its backend's start to the run)."""
-    replies = [
-        message_service.receive_message.call_async({"message": "warm-up", "payload": {}})
-        for _ in range(count)
-    ]
-    deadline = time.perf_counter() + timeout
-    for reply in replies:
-        id_ = reply.result()["id"]
-        while message_service.get_message(id_)["status"] == "pending" and time.perf_counter() < deadline:
-            time.sleep(POLL_SECONDS)
+def bench_message(label: str, number: int) -> dict:
+    """A message with a payload: message_service stores it `pending` and hands it to time_consuming.
+    (An empty payload means nothing heavy to do, as in the article: such a message is stored
+    `received` and goes no further.)"""
+    return {"message": f"{label} {number}", "payload": {"number": number, "items": list(range(10))}}
+
+
+def warm_up(message_service, sink, count, in_flight, timeout=60):
+    """`count` messages through the whole flow first, `in_flight` at a time as the measured ones go:
+    every process's code loaded, first queries compiled, its pools holding the connections that the
+    measured load uses (a connection opened while measuring would charge its backend's start to the
+    run). Every one must reach the webhook: a warm-up that stopped short of time_consuming would leave
+    it cold, and its first connections, queries and garbage collections would count as the run's."""
+    _, records = send_and_wait(
+        message_service, count, in_flight, timeout, advance=lambda: None, label="warm-up"
+    )
+    notified = len(set(sink.keys) & {record["id"] for record in records})
+    if notified < count:
+        raise SystemExit(f"bench: only {notified} of {count} warm-up messages reached the webhook")
     sink.keys.clear()
 
 
-def warm_up_count(in_flight, instances):
-    return max(in_flight, 2 * instances)  # the broker hands events out in turn: two reach each instance
+def warm_up_count(in_flight, instances, workers=None):
+    """Enough for every time_consuming worker to have run a few at once: the broker hands each
+    instance up to its `workers` events at a time, and its pools grow to what it ran at once."""
+    return max(in_flight, WARM_UP_ROUNDS * instances * (workers or DEFAULT_MAX_WORKERS))
 
 
 def service_url(url, sslmode=None):
@@ -261,18 +272,14 @@ def service_url(url, sslmode=None):
     return url if url.startswith("sqlite") else f"{url}?sslmode={sslmode or POSTGRES_SSLMODE}"
 
 
-def send_and_wait(message_service, messages, in_flight, timeout, advance):
+def send_and_wait(message_service, messages, in_flight, timeout, advance, label="bench"):
     """Seconds from the first call until every message is `done` (or the timeout), and the records."""
     started = time.perf_counter()
     window, ids = collections.deque(), []
     for number in range(messages):
         if len(window) == in_flight:
             ids.append(window.popleft().result()["id"])
-        window.append(
-            message_service.receive_message.call_async(
-                {"message": f"bench {number}", "payload": {"number": number, "items": list(range(10))}}
-            )
-        )
+        window.append(message_service.receive_message.call_async(bench_message(label, number)))
     ids.extend(reply.result()["id"] for reply in window)
     # Messages finish roughly in the order they were sent: wait on each in turn, so only one
     # get_message at a time loads message_service while the pipeline works.
@@ -351,7 +358,7 @@ def s3_client(endpoint):
 
 def run_once(setup: Setup, amqp_uri, vhost, in_flight, timeout, log_dir, sink, s3_endpoint, advance) -> dict:
     implementation = IMPLEMENTATIONS[setup.implementation]
-    warm_ups = warm_up_count(in_flight, setup.instances)
+    warm_ups = warm_up_count(in_flight, setup.instances, setup.workers)
     directory = Path(tempfile.mkdtemp(prefix=f"pipeline-{setup.implementation}-", dir=log_dir))
     sink.delay = setup.webhook_delay
     with fresh_databases(setup.database, directory) as urls:
@@ -388,7 +395,7 @@ def run_once(setup: Setup, amqp_uri, vhost, in_flight, timeout, log_dir, sink, s
             wait_consumers(vhost, [implementation.work_queue], minimum=setup.instances)
             with ClusterRpcProxy({"AMQP_URI": amqp_uri}, timeout=60) as cluster:
                 message_service = getattr(cluster, implementation.message_service)
-                warm_up(message_service, sink, warm_ups)
+                warm_up(message_service, sink, warm_ups, in_flight)
                 meter = CpuMeter(
                     {
                         f"{service}_service": [p.process.pid for p in processes if p.name.startswith(service)]
@@ -551,6 +558,7 @@ def measure_pipeline(amqp_uri, vhost, args, log_dir, progress) -> dict:
             "webhook_delay_ms": args.webhook_delay_ms,
             "scale_workers": args.scale_workers,
             "in_flight": args.in_flight,
+            "warm_up_per_worker": WARM_UP_ROUNDS,
             "postgres_sslmode": POSTGRES_SSLMODE,
             "timeout_s": args.pipeline_timeout,
             "s3": s3_kind,
@@ -661,8 +669,7 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
     lines += [
         "",
         f"{settings['messages']} messages with payloads per run, {settings['in_flight']} `receive_message` "
-        f"calls in flight, after {settings['in_flight']} warm-up messages at once (at least two per "
-        "time_consuming instance); PostgreSQL with "
+        f"calls in flight, after {warm_up_text(settings)}; PostgreSQL with "
         f"`sslmode={settings.get('postgres_sslmode', 'prefer')}` for both pipelines; every run with fresh "
         "databases, its services as "
         f"`nameko run` processes, S3: {settings['s3']}, a webhook on loopback answering at once. "
@@ -749,6 +756,15 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
             f"| {'yes' if run['processes_alive'] else 'NO'} | {run['database_is_locked']} |"
         )
     return lines
+
+
+def warm_up_text(settings) -> str:
+    if "warm_up_per_worker" not in settings:  # results up to 2026-12-07 22:30 UTC
+        return f"{settings['in_flight']} warm-up messages at once, none of which reached time_consuming"
+    return (
+        f"warm-up messages sent as the measured ones, {settings['warm_up_per_worker']} per time_consuming "
+        f"worker (at least {settings['in_flight']}), every one through to the webhook"
+    )
 
 
 def report_tls(summary) -> list[str]:

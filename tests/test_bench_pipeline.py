@@ -2,7 +2,8 @@
 
 import pytest
 
-from bench.pipeline import paired_versus_bare, pairs, setups
+from bench.pipeline import bench_message, paired_versus_bare, pairs, setups, warm_up
+from common.schemas import NewMessage, parse
 
 pytestmark = pytest.mark.unit
 
@@ -42,3 +43,42 @@ def test_each_round_is_compared_with_bare_in_the_same_round_and_cut_runs_are_lef
         run(3, project, 10, done=120), run(3, bare, 50),  # the project's run timed out: no ratio
     ]  # fmt: skip
     assert paired_versus_bare(runs, project) == pytest.approx([0.8, 0.8])
+
+
+def test_warm_up_and_measured_messages_are_handed_to_time_consuming():
+    """An empty payload is stored `received` and goes no further: the warm-up would leave every
+    time_consuming instance cold (the bench up to 2026-12-07 22:40 UTC)."""
+    for label in ("warm-up", "bench"):
+        assert parse(NewMessage, bench_message(label, 0)).has_payload
+
+
+class Reply:
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
+
+
+class StoppedShort:
+    """A message_service whose messages never reach time_consuming: stored `received`."""
+
+    def __init__(self):
+        self.receive_message = self
+        self.count = 0
+
+    def call_async(self, event):
+        self.count += 1
+        return Reply({"id": f"m-{self.count}", "status": "received"})
+
+    def get_message(self, message_id):
+        return {"id": message_id, "status": "received"}
+
+
+class Sink:
+    keys: list = []
+
+
+def test_a_warm_up_that_does_not_reach_the_webhook_stops_the_bench():
+    with pytest.raises(SystemExit, match="only 0 of 3 warm-up messages reached the webhook"):
+        warm_up(StoppedShort(), Sink(), 3, in_flight=2, timeout=1)
