@@ -759,7 +759,7 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
 
 
 def warm_up_text(settings) -> str:
-    if "warm_up_per_worker" not in settings:  # results up to 2026-12-07 22:30 UTC
+    if "warm_up_per_worker" not in settings:  # results before the run of 2026-12-07 22:29 UTC
         return f"{settings['in_flight']} warm-up messages at once, none of which reached time_consuming"
     return (
         f"warm-up messages sent as the measured ones, {settings['warm_up_per_worker']} per time_consuming "
