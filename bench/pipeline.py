@@ -144,7 +144,7 @@ def setups(messages: int, scale_messages: int, webhook_delay: float, scale_worke
 
 PLOT = "pipeline-scale-out.png"  # written beside results.md
 POLL_SECONDS = 0.05  # between two get_message calls on a message still pending
-WARM_UP_ROUNDS = 2  # warm-up messages per time_consuming worker
+WARM_UP_PER_WORKER = 2  # warm-up messages per time_consuming worker
 
 
 class WebhookSink:
@@ -263,7 +263,7 @@ def warm_up(message_service, sink, count, in_flight, timeout=60):
 def warm_up_count(in_flight, instances, workers=None):
     """Enough for every time_consuming worker to have run a few at once: the broker hands each
     instance up to its `workers` events at a time, and its pools grow to what it ran at once."""
-    return max(in_flight, WARM_UP_ROUNDS * instances * (workers or DEFAULT_MAX_WORKERS))
+    return max(in_flight, WARM_UP_PER_WORKER * instances * (workers or DEFAULT_MAX_WORKERS))
 
 
 def service_url(url, sslmode=None):
@@ -558,7 +558,7 @@ def measure_pipeline(amqp_uri, vhost, args, log_dir, progress) -> dict:
             "webhook_delay_ms": args.webhook_delay_ms,
             "scale_workers": args.scale_workers,
             "in_flight": args.in_flight,
-            "warm_up_per_worker": WARM_UP_ROUNDS,
+            "warm_up_per_worker": WARM_UP_PER_WORKER,
             "postgres_sslmode": POSTGRES_SSLMODE,
             "timeout_s": args.pipeline_timeout,
             "s3": s3_kind,

@@ -76,7 +76,8 @@ class StoppedShort:
 
 
 class Sink:
-    keys: list = []
+    def __init__(self):
+        self.keys = []  # the Idempotency-Keys the webhook saw: none here
 
 
 def test_a_warm_up_that_does_not_reach_the_webhook_stops_the_bench():
