@@ -238,11 +238,11 @@ def purge_event_queues(vhost: str):
             requests.delete(f"{MANAGEMENT}/queues/{vhost}/{queue['name']}/contents", auth=AUTH, timeout=10)
 
 
-def bench_message(label: str, number: int) -> dict:
+def bench_message(number: int) -> dict:
     """A message with a payload: message_service stores it `pending` and hands it to time_consuming.
     (An empty payload means nothing heavy to do, as in the article: such a message is stored
     `received` and goes no further.)"""
-    return {"message": f"{label} {number}", "payload": {"number": number, "items": list(range(10))}}
+    return {"message": f"bench {number}", "payload": {"number": number, "items": list(range(10))}}
 
 
 def warm_up(message_service, sink, count, in_flight, timeout=60):
@@ -251,12 +251,10 @@ def warm_up(message_service, sink, count, in_flight, timeout=60):
     measured load uses (a connection opened while measuring would charge its backend's start to the
     run). Every one must reach the webhook: a warm-up that stopped short of time_consuming would leave
     it cold, and its first connections, queries and garbage collections would count as the run's."""
-    _, records = send_and_wait(
-        message_service, count, in_flight, timeout, advance=lambda: None, label="warm-up"
-    )
-    notified = len(set(sink.keys) & {record["id"] for record in records})
-    if notified < count:
-        raise SystemExit(f"bench: only {notified} of {count} warm-up messages reached the webhook")
+    _, records = send_and_wait(message_service, count, in_flight, timeout, advance=lambda: None)
+    reached = notified(sink.keys, records)
+    if reached < count:
+        raise SystemExit(f"bench: only {reached} of {count} warm-up messages reached the webhook")
     sink.keys.clear()
 
 
@@ -272,14 +270,14 @@ def service_url(url, sslmode=None):
     return url if url.startswith("sqlite") else f"{url}?sslmode={sslmode or POSTGRES_SSLMODE}"
 
 
-def send_and_wait(message_service, messages, in_flight, timeout, advance, label="bench"):
+def send_and_wait(message_service, messages, in_flight, timeout, advance):
     """Seconds from the first call until every message is `done` (or the timeout), and the records."""
     started = time.perf_counter()
     window, ids = collections.deque(), []
     for number in range(messages):
         if len(window) == in_flight:
             ids.append(window.popleft().result()["id"])
-        window.append(message_service.receive_message.call_async(bench_message(label, number)))
+        window.append(message_service.receive_message.call_async(bench_message(number)))
     ids.extend(reply.result()["id"] for reply in window)
     # Messages finish roughly in the order they were sent: wait on each in turn, so only one
     # get_message at a time loads message_service while the pipeline works.
@@ -293,6 +291,11 @@ def send_and_wait(message_service, messages, in_flight, timeout, advance, label=
         records.append(record)
         advance()
     return time.perf_counter() - started, records
+
+
+def notified(keys, records) -> int:
+    """How many of the records' messages the webhook saw: the Idempotency-Key is the message id."""
+    return len(set(keys) & {record["id"] for record in records})
 
 
 def time_to_done(record) -> float:
@@ -418,8 +421,7 @@ def run_once(setup: Setup, amqp_uri, vhost, in_flight, timeout, log_dir, sink, s
         "seconds": seconds,
         "done": statuses["done"],
         "statuses": dict(statuses),
-        # The Idempotency-Key is the message id: count the keys of this run's messages.
-        "webhook_keys": len(set(keys) & {record["id"] for record in records}),
+        "webhook_keys": notified(keys, records),
         "repeated_notifications": len(keys) - len(set(keys)),
         "processes_alive": alive,
         "rss_mib": rss,
@@ -669,7 +671,9 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
     lines += [
         "",
         f"{settings['messages']} messages with payloads per run, {settings['in_flight']} `receive_message` "
-        f"calls in flight, after {warm_up_text(settings)}; PostgreSQL with "
+        f"calls in flight, after warm-up messages sent as the measured ones, "
+        f"{settings['warm_up_per_worker']} per time_consuming worker (at least {settings['in_flight']}), "
+        "every one through to the webhook; PostgreSQL with "
         f"`sslmode={settings.get('postgres_sslmode', 'prefer')}` for both pipelines; every run with fresh "
         "databases, its services as "
         f"`nameko run` processes, S3: {settings['s3']}, a webhook on loopback answering at once. "
@@ -756,15 +760,6 @@ def report_pipeline(pipeline, floors=None) -> list[str]:
             f"| {'yes' if run['processes_alive'] else 'NO'} | {run['database_is_locked']} |"
         )
     return lines
-
-
-def warm_up_text(settings) -> str:
-    if "warm_up_per_worker" not in settings:  # results before the run of 2026-12-07 22:29 UTC
-        return f"{settings['in_flight']} warm-up messages at once, none of which reached time_consuming"
-    return (
-        f"warm-up messages sent as the measured ones, {settings['warm_up_per_worker']} per time_consuming "
-        f"worker (at least {settings['in_flight']}), every one through to the webhook"
-    )
 
 
 def report_tls(summary) -> list[str]:
